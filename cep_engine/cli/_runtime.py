@@ -1,0 +1,85 @@
+"""What CLI commands share: settings, the store, the clock and output helpers.
+
+Imported lazily by the commands, so that ``cep --help`` and ``cep diagram`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cep_engine.settings import Settings, load_settings
+from cep_engine.store.db import Store
+
+console = Console(highlight=False)
+if not console.is_terminal:
+    console.width = 160
+
+
+@dataclass
+class Runtime:
+    """Settings and store of one CLI invocation, built on first use."""
+
+    config: Path | None = None
+    database_url: str | None = None
+    data_dir: Path | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        """Settings with this invocation's flags on top."""
+        return load_settings(self.config, database_url=self.database_url, data_dir=self.data_dir)
+
+    def store(self, *, require_schema: bool = True) -> Store:
+        """The store; by default refuse to run on a database ``cep init`` has not prepared."""
+        store = Store.from_url(self.settings.effective_database_url)
+        if require_schema:
+            store.require_schema()
+        return store
+
+
+def now() -> datetime:
+    """The wall clock, read only here at the entry point."""
+    return datetime.now(UTC)
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a rich table."""
+    out = Table(title=title, title_justify="left", show_lines=False)
+    for col in columns:
+        out.add_column(col)
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    console.print(out)
+
+
+def show(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """``--json`` prints JSON, otherwise ``render`` prints tables."""
+    if as_json:
+        emit_json(data)
+    else:
+        render(data)
+
+
+def done(message: str) -> None:
+    """One line saying what a state-changing command did."""
+    console.print(message)
+
+
+def short_time(value: str | None) -> str:
+    """An ISO instant shortened to minutes, in UTC, for tables."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")

@@ -1,0 +1,122 @@
+"""The ``cep`` command. Command modules import services lazily to keep start-up fast."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cep_engine.cli import checklist, projects
+from cep_engine.cli._common import Actor, AsJson, Key, rt
+from cep_engine.errors import CepError
+
+app = typer.Typer(
+    name="cep",
+    help="Run the Customer Engagement Plan of State Data Center implementations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(projects.project_app, name="project")
+app.add_typer(projects.person_app, name="person")
+app.add_typer(projects.role_app, name="role")
+app.add_typer(projects.phase_app, name="phase")
+app.add_typer(checklist.checklist_app, name="checklist")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Config file (default config/cep.toml).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Overrides CEP_DATABASE_URL.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Overrides CEP_DATA_DIR.")
+    ] = None,
+) -> None:
+    """Settings: flag > CEP_* environment variable > config file > defaults."""
+    from cep_engine.cli._runtime import Runtime
+
+    ctx.obj = Runtime(config=config, database_url=database_url, data_dir=data_dir)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the database schema, or upgrade it to this version's."""
+    from cep_engine.cli._runtime import done
+    from cep_engine.store.migrate import upgrade
+
+    runtime = rt(ctx)
+    store = runtime.store(require_schema=False)
+    before, after = upgrade(store)
+    where = store.engine.url.render_as_string(hide_password=True)
+    state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    done(f"database {where} {state} schema revision {after}")
+
+
+@app.command()
+def history(
+    ctx: typer.Context, key: Key, as_json: AsJson = False,
+    limit: Annotated[int | None, typer.Option(help="Show only the first N entries.")] = None,
+) -> None:
+    """The audit trail of a project: every change and every refused attempt."""
+    from cep_engine.cli import _render
+    from cep_engine.cli._runtime import show
+    from cep_engine.services import queries
+
+    with rt(ctx).store().reading() as session:
+        rows = queries.history(session, key, limit=limit)
+    show(rows, as_json, _render.history)
+
+
+@app.command()
+def signoff(
+    ctx: typer.Context, key: Key, actor: Actor,
+    signer: Annotated[str, typer.Option("--signer", help="Name of the person signing.")],
+    statement: Annotated[
+        str, typer.Option(help="What the customer accepts.")
+    ] = "The agency accepts the implementation as complete.",
+) -> None:
+    """Record the customer's sign-off (implementation coordinator, closing phase)."""
+    from cep_engine.cli._runtime import done, now
+    from cep_engine.services import projects as svc
+
+    svc.record_signoff(rt(ctx).store(), key, signer, statement, actor=actor, now=now())
+    done(f"{key.upper()}: customer sign-off recorded by {actor}")
+
+
+@app.command()
+def diagram(
+    machine: Annotated[str, typer.Argument(help="phase or readiness")],
+    fmt: Annotated[str, typer.Option("--format", help="mermaid or markdown")] = "mermaid",
+) -> None:
+    """Print a machine as a Mermaid diagram or a Markdown table, from the table that runs it."""
+    from cep_engine.docs import render_machine
+
+    print(render_machine(machine, fmt))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Option(help="Key of the sample project.")] = "SDC-900",
+) -> None:
+    """Create a sample project with its roles and walk it through its whole life."""
+    from cep_engine.demo import run_demo
+
+    run_demo(rt(ctx), key)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning cep-engine errors into one line and an exit
+    code."""
+    try:
+        app(prog_name="cep")
+    except CepError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,117 @@
+"""The unit of work every state-changing use case runs in.
+
+An :class:`Attempt` is one database transaction. Accepted changes, their audit rows and
+(later) their notifications commit together. A refused attempt rolls the transaction back
+and then records one audit row saying who tried what and which rule refused it, so the
+trail holds refused attempts too while the data stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from cep_engine.errors import ConflictError, PermissionDenied, TransitionRefused
+from cep_engine.states import Fired
+from cep_engine.store.db import Store
+from cep_engine.store.models import AuditEntry
+
+
+@dataclass
+class Attempt:
+    """Context of one attempt: who acts on what, filled in as the use case learns it."""
+
+    session: Session
+    now: datetime
+    actor: str
+    entity_type: str = ""
+    entity: str = ""
+    trigger: str = ""
+    project_id: int | None = None
+    actor_roles: tuple[str, ...] = ()
+    from_state: str | None = None
+    reason: str = ""
+    audited: list[AuditEntry] = field(default_factory=list)
+
+    def about(self, entity_type: str, entity: str, trigger: str, **extra: Any) -> None:
+        """Name what is being attempted, for the audit row of a refusal."""
+        self.entity_type, self.entity, self.trigger = entity_type, entity, trigger
+        for key, value in extra.items():
+            setattr(self, key, value)
+
+    def record(
+        self, fired: Fired | None = None, *, to_state: str | None = None, **overrides: Any
+    ) -> AuditEntry:
+        """Add the audit row of an accepted change to this transaction."""
+        values: dict[str, Any] = {
+            "at": self.now,
+            "actor": self.actor,
+            "actor_roles": ",".join(self.actor_roles),
+            "project_id": self.project_id,
+            "entity_type": self.entity_type,
+            "entity": self.entity,
+            "trigger": fired.trigger if fired else self.trigger,
+            "from_state": fired.source if fired else self.from_state,
+            "to_state": fired.dest if fired else to_state,
+            "accepted": True,
+            "guards": [g.as_dict() for g in fired.guards] if fired else [],
+            "reason": self.reason,
+        }
+        values.update(overrides)
+        entry = AuditEntry(**values)
+        self.session.add(entry)
+        self.audited.append(entry)
+        return entry
+
+    def refusal(self, exc: PermissionDenied | TransitionRefused) -> AuditEntry:
+        """The audit row of a refused attempt (added by :func:`attempt` after rollback)."""
+        guards = list(exc.guards) if isinstance(exc, TransitionRefused) else []
+        rule = "permission" if isinstance(exc, PermissionDenied) else (exc.guard or "state")
+        return AuditEntry(
+            at=self.now,
+            actor=self.actor,
+            actor_roles=",".join(self.actor_roles),
+            project_id=self.project_id,
+            entity_type=self.entity_type,
+            entity=self.entity,
+            trigger=self.trigger,
+            from_state=self.from_state,
+            to_state=None,
+            accepted=False,
+            guards=guards,
+            reason=f"refused ({rule}): {exc.message}",
+        )
+
+
+@contextmanager
+def attempt(store: Store, *, actor: str, now: datetime, reason: str = "") -> Iterator[Attempt]:
+    """Run one use case in one transaction; audit refusals; turn lost races into conflicts."""
+    ctx: Attempt | None = None
+    try:
+        with store.transaction() as session:
+            ctx = Attempt(session=session, now=now, actor=actor, reason=reason)
+            yield ctx
+    except (PermissionDenied, TransitionRefused) as exc:
+        if ctx is not None and ctx.entity:
+            with store.transaction() as session:
+                session.add(ctx.refusal(exc))
+        raise
+    except StaleDataError:
+        what = ctx.entity if ctx and ctx.entity else "the record"
+        raise ConflictError(
+            f"{what} was changed by someone else while you worked; nothing was saved. "
+            "Look at it again and retry"
+        ) from None
+    except IntegrityError as exc:
+        what = ctx.entity if ctx and ctx.entity else "the record"
+        raise ConflictError(
+            f"{what}: the change collides with one saved at the same time "
+            f"({type(exc.orig).__name__}); nothing was saved. Retry"
+        ) from None

@@ -1,0 +1,70 @@
+"""Input checks shared by the use cases: each raises :class:`InvalidInput` saying what to fix."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from cep_engine.errors import InvalidInput
+from cep_engine.roles import Role
+
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}-\d{1,6}$")
+MAX_NAME = 200
+DEFAULT_MAX_TEXT = 4000
+
+
+def project_key(key: str) -> str:
+    """An upper-cased key such as ``SDC-042``."""
+    norm = key.strip().upper()
+    if not PROJECT_KEY.match(norm):
+        raise InvalidInput(
+            f"project key {key!r} is malformed; use letters, a dash and a number, e.g. SDC-042"
+        )
+    return norm
+
+
+def email(address: str) -> str:
+    """A syntactically valid email address, normalised to lower case."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        info = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"email address {address!r} is malformed: {exc}") from None
+    return info.normalized.lower()
+
+
+def text(value: str, what: str, *, limit: int = DEFAULT_MAX_TEXT, required: bool = True) -> str:
+    """Stripped text, refused when empty (if ``required``) or longer than ``limit``."""
+    stripped = value.strip()
+    if required and not stripped:
+        raise InvalidInput(f"{what} is empty; give some text")
+    if len(stripped) > limit:
+        raise InvalidInput(f"{what} is {len(stripped)} characters; the limit is {limit}")
+    if "\x00" in stripped:
+        raise InvalidInput(f"{what} contains a NUL character; remove it")
+    return stripped
+
+
+def name(value: str, what: str = "name") -> str:
+    """A person's, project's or agency's name: one line, at most 200 characters."""
+    cleaned = text(value, what, limit=MAX_NAME)
+    if "\n" in cleaned or "\r" in cleaned:
+        raise InvalidInput(f"{what} must be one line")
+    return cleaned
+
+
+def role(value: str) -> Role:
+    """A role name as the plan spells it (dashes or underscores)."""
+    try:
+        return Role(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"unknown role {value!r}; roles are: {names}") from None
+
+
+def aware(now: datetime) -> datetime:
+    """Refuse naive datetimes: every instant cep-engine handles is timezone-aware."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidInput(f"time {now.isoformat()} has no time zone; give an offset or Z")
+    return now

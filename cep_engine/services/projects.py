@@ -1,0 +1,208 @@
+"""Use cases for projects, people, roles, phase transitions and the customer sign-off."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from cep_engine.errors import InvalidInput, TransitionRefused
+from cep_engine.guides import GuideTemplate
+from cep_engine.roles import ROLE_ADMINS, Role
+from cep_engine.services import _load, _validate
+from cep_engine.services._unit import attempt
+from cep_engine.states import PHASE_MACHINE, Fired, Phase, PhaseFacts, ReviewState, Stage
+from cep_engine.store.db import Store
+from cep_engine.store.models import (
+    CustomerSignoff,
+    Person,
+    Project,
+    ReadinessGuide,
+    ReadinessTask,
+    RoleAssignment,
+)
+
+
+def add_person(store: Store, email: str, name: str, *, now: datetime) -> Person:
+    """Register a person; their email address is validated and must be new."""
+    address, full_name = _validate.email(email), _validate.name(name)
+    with store.transaction() as session:
+        if session.scalar(select(exists().where(Person.email == address))):
+            raise InvalidInput(f"{address} is already registered")
+        person = Person(email=address, name=full_name, created_at=_validate.aware(now))
+        session.add(person)
+    return person
+
+
+def create_project(
+    store: Store,
+    key: str,
+    name: str,
+    agency: str,
+    *,
+    actor: str,
+    guides: Mapping[Stage, GuideTemplate],
+    now: datetime,
+) -> Project:
+    """Create a project in initiation with its three readiness guides seeded from templates."""
+    norm = _validate.project_key(key)
+    title, agency_name = _validate.name(name, "project name"), _validate.name(agency, "agency")
+    with attempt(store, actor=actor, now=_validate.aware(now)) as ctx:
+        ctx.actor = _load.person(ctx.session, actor).email
+        if ctx.session.scalar(select(exists().where(Project.key == norm))):
+            raise InvalidInput(f"project {norm} already exists; pick another key")
+        project = Project(
+            key=norm, name=title, agency=agency_name, phase=Phase.INITIATION.value,
+            created_at=now, updated_at=now,
+        )
+        ctx.session.add(project)
+        ctx.session.flush()
+        _seed_guides(ctx.session, project, guides, now)
+        ctx.about("project", norm, "create", project_id=project.id)
+        ctx.record(to_state=Phase.INITIATION.value)
+    return project
+
+
+def _seed_guides(
+    session: Session, project: Project, guides: Mapping[Stage, GuideTemplate], now: datetime
+) -> None:
+    for stage in Stage:
+        template = guides.get(stage) or GuideTemplate(title=stage.value)
+        guide = ReadinessGuide(
+            project=project, stage=stage.value, title=template.title,
+            state=ReviewState.DRAFT.value, updated_at=now,
+        )
+        session.add(guide)
+        for number, task in enumerate(template.tasks, start=1):
+            session.add(
+                ReadinessTask(guide=guide, number=number, text=task.text, party=task.party.value)
+            )
+
+
+def assign_role(
+    store: Store, key: str, role: str, email: str, *, actor: str, now: datetime,
+    name: str | None = None,
+) -> RoleAssignment:
+    """Give ``email`` a role on the project, registering the person when ``name`` is given.
+
+    Only the project's assigned PM, senior PM or client liaison may assign roles; while the
+    project has none of them, anyone registered may (that is how a project gets its first).
+    """
+    the_role, address = _validate.role(role), _validate.email(email)
+    with attempt(store, actor=actor, now=_validate.aware(now)) as ctx:
+        project = _load.project(ctx.session, key)
+        ctx.about("role", f"{project.key}/{the_role.value}", "assign_role")
+        roles = _load.actor_on(ctx, project)
+        holders = _load.role_holders(ctx.session, project.id)
+        if any(Role(r) in ROLE_ADMINS for r, _ in holders):
+            _load.require(ROLE_ADMINS, roles, ctx, what="assign_role")
+        if (the_role.value, address) in holders:
+            raise InvalidInput(f"{address} already holds {the_role.value} on {project.key}")
+        person = _person_or_new(ctx.session, address, name, now)
+        assignment = RoleAssignment(
+            project_id=project.id, person=person, role=the_role.value, assigned_at=now
+        )
+        ctx.session.add(assignment)
+        ctx.record(to_state=address)
+    return assignment
+
+
+def _person_or_new(session: Session, address: str, name: str | None, now: datetime) -> Person:
+    found = session.scalars(select(Person).where(Person.email == address)).one_or_none()
+    if found is not None:
+        return found
+    if not name:
+        return _load.person(session, address)
+    person = Person(email=address, name=_validate.name(name), created_at=now)
+    session.add(person)
+    return person
+
+
+def phase_facts(session: Session, project: Project) -> PhaseFacts:
+    """Everything the phase guards read, from the current transaction."""
+    roles = session.scalars(
+        select(RoleAssignment.role).where(RoleAssignment.project_id == project.id)
+    )
+    validated = session.scalars(
+        select(ReadinessGuide.stage).where(
+            ReadinessGuide.project_id == project.id,
+            ReadinessGuide.state == ReviewState.VALIDATED.value,
+        )
+    )
+    signed = session.scalar(select(exists().where(CustomerSignoff.project_id == project.id)))
+    return PhaseFacts(
+        assigned_roles=frozenset(Role(r) for r in roles),
+        validated_stages=frozenset(Stage(s) for s in validated),
+        open_critical_issues=open_critical_issues(session, project),
+        customer_signoff=bool(signed),
+        held_from=Phase(project.held_from) if project.held_from else None,
+    )
+
+
+def open_critical_issues(session: Session, project: Project) -> int:
+    """Critical issues open in the project's Issues Log.
+
+    The Issues Log arrives with the escalation feature; until then the log is empty.
+    """
+    return 0
+
+
+def fire_phase(
+    store: Store, key: str, trigger: str, *, actor: str, now: datetime, reason: str = ""
+) -> Fired:
+    """Fire a phase trigger (advance, hold, resume, cancel) as ``actor``.
+
+    Checks the actor's roles, then the machine's guards; writes the new phase, the audit row
+    and bumps the version in one transaction. A refusal is audited and changes nothing else.
+    """
+    note = _validate.text(reason, "reason", required=False)
+    with attempt(store, actor=actor, now=_validate.aware(now), reason=note) as ctx:
+        project = _load.project(ctx.session, key)
+        ctx.about("project", project.key, trigger, from_state=project.phase)
+        roles = _load.actor_on(ctx, project)
+        _load.authorize(PHASE_MACHINE, trigger, roles, ctx)  # type: ignore[arg-type]
+        facts = phase_facts(ctx.session, project)
+        fired = PHASE_MACHINE.fire(project.phase, trigger, facts, entity=project.key)
+        project.held_from = fired.source if fired.dest == Phase.ON_HOLD else None
+        project.phase = fired.dest
+        project.updated_at = now
+        ctx.record(fired)
+    return fired
+
+
+def record_signoff(
+    store: Store, key: str, signer_name: str, statement: str, *, actor: str, now: datetime
+) -> CustomerSignoff:
+    """Record the customer's sign-off: by the implementation coordinator, in closing."""
+    signer = _validate.name(signer_name, "signer name")
+    text = _validate.text(statement, "sign-off statement")
+    with attempt(store, actor=actor, now=_validate.aware(now)) as ctx:
+        project = _load.project(ctx.session, key)
+        ctx.about("signoff", project.key, "signoff", from_state=project.phase)
+        roles = _load.actor_on(ctx, project)
+        _load.require(frozenset({Role.IMPLEMENTATION_COORDINATOR}), roles, ctx, what="signoff")
+        _check_signoff_allowed(ctx.session, project)
+        person = _load.person(ctx.session, ctx.actor)
+        signoff = CustomerSignoff(
+            project_id=project.id, person_id=person.id, signer_name=signer,
+            statement=text, signed_at=now,
+        )
+        ctx.session.add(signoff)
+        ctx.record(to_state="signed")
+    return signoff
+
+
+def _check_signoff_allowed(session: Session, project: Project) -> None:
+    already = session.scalar(select(exists().where(CustomerSignoff.project_id == project.id)))
+    problem = None
+    if project.phase != Phase.CLOSING:
+        problem = f"sign-off is recorded in the closing phase; {project.key} is in {project.phase}"
+    elif already:
+        problem = "the customer sign-off is already recorded"
+    if problem:
+        raise TransitionRefused(
+            f"{project.key}: {problem}", entity=project.key, state=project.phase,
+            trigger="signoff",
+        )
