@@ -1,0 +1,1 @@
+"""The ``cep`` command line (typer + rich)."""
