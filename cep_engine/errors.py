@@ -8,8 +8,7 @@ and an exit code the CLI returns::
     ├── InvalidInput              malformed input: email, text, date, CSV     exit 2
     ├── NotFound                  unknown project, person, role, guide, task  exit 3
     ├── PermissionDenied          the actor holds no role allowed to do this  exit 4
-    ├── TransitionRefused         trigger not valid in this state, or a guard
-    │                             failed                                      exit 5
+    ├── TransitionRefused         trigger invalid in this state; guard failed exit 5
     └── ConflictError             someone else changed the record first       exit 6
 """
 
