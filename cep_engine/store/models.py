@@ -22,6 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
 from cep_engine.store.types import UTCDateTime
@@ -218,3 +221,177 @@ def _refuse_change(mapper: Mapper[Any], connection: Any, target: Any) -> None:
 for _model in (AuditEntry, ChecklistSubmission):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+
+
+OPEN_ISSUE_STATUSES = ("open", "in_progress")
+"""Issue statuses in which the escalation clock runs."""
+
+
+class EscalationPolicySnapshot(Base):
+    """An escalation ladder as it was when an issue opened; shared by content digest."""
+
+    __tablename__ = "escalation_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class Issue(Base):
+    """An entry of a project's Issues Log, with its place on the escalation ladder.
+
+    ``stale_since`` is the later of the last activity and the last acknowledgement: the
+    sweep compares it with one cutoff instant per (policy, priority, level).
+    """
+
+    __tablename__ = "issues"
+    __table_args__ = (
+        UniqueConstraint("project_id", "number"),
+        Index(
+            "ix_issues_due",
+            "policy_id",
+            "priority",
+            "level",
+            "stale_since",
+            sqlite_where=sql_text("status IN ('open', 'in_progress')"),
+            postgresql_where=sql_text("status IN ('open', 'in_progress')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    priority: Mapped[str] = mapped_column(String(10))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    status: Mapped[str] = mapped_column(String(12))
+    level: Mapped[str] = mapped_column(String(20))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("escalation_policies.id"))
+    opened_at: Mapped[datetime]
+    last_activity_at: Mapped[datetime]
+    acked_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    stale_since: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    owner: Mapped[Person | None] = relationship(lazy="joined")
+    policy: Mapped[EscalationPolicySnapshot] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class IssueActivity(Base):
+    """One line of an issue's history: a note, a status or owner change, an ack, a snooze."""
+
+    __tablename__ = "issue_activity"
+    __table_args__ = (Index("ix_issue_activity_issue_id_id", "issue_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text, default="")
+    from_value: Mapped[str | None] = mapped_column(String(254))
+    to_value: Mapped[str | None] = mapped_column(String(254))
+
+
+class Escalation(Base):
+    """One (issue, level) escalation. The unique constraint makes each fire exactly once."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("issue_id", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(20))
+    escalated_at: Mapped[datetime]
+    stale_since: Mapped[datetime]
+
+
+class Risk(Base):
+    """An entry of the Risk Log, rated for probability and impact (1-5 each)."""
+
+    __tablename__ = "risks"
+    __table_args__ = (
+        UniqueConstraint("project_id", "number"),
+        Index("ix_risks_trigger_date", "status", "trigger_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(200))
+    probability: Mapped[int]
+    impact: Mapped[int]
+    score: Mapped[int]
+    trigger_text: Mapped[str] = mapped_column(Text, default="")
+    trigger_date: Mapped[date | None] = mapped_column(Date)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    mitigation: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(12))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    owner: Mapped[Person | None] = relationship(lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ActionItem(Base):
+    """An entry of the Action Items Log kept by the client liaison."""
+
+    __tablename__ = "action_items"
+    __table_args__ = (
+        UniqueConstraint("project_id", "number"),
+        Index("ix_action_items_status_due_date", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(10))
+    source_ref: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    owner: Mapped[Person | None] = relationship(lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OutboxMessage(Base):
+    """A notification written in the same transaction as the change that causes it.
+
+    ``idempotency_key`` is unique: the same event can never queue two messages.
+    Recipients are named by role and resolved from the project's assignments at send time.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    to_roles: Mapped[list[str]] = mapped_column(JSON)
+    cc_roles: Mapped[list[str]] = mapped_column(JSON)
+    to_addresses: Mapped[list[str]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(250))
