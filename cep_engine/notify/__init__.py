@@ -1,0 +1,1 @@
+"""Notifications: the transactional outbox, templates and delivery over SMTP."""
