@@ -22,9 +22,9 @@ def render_machine(name: str, fmt: str = "mermaid") -> str:
 def mermaid(table: MachineTable[object]) -> str:
     """A Mermaid ``stateDiagram-v2``: one edge per transition, labelled trigger [guards]."""
     lines = ["stateDiagram-v2", f"    [*] --> {table.initial}"]
-    for t in table.transitions:
+    for src, dest, t in table.edges():
         guards = f" [{', '.join(g.name for g in t.guards)}]" if t.guards else ""
-        lines.extend(f"    {src} --> {t.dest}: {t.trigger}{guards}" for src in t.source)
+        lines.append(f"    {src} --> {dest}: {t.trigger}{guards}")
     lines.extend(f"    {state} --> [*]" for state in sorted(table.final))
     return "\n".join(lines)
 
@@ -35,8 +35,14 @@ def markdown(table: MachineTable[object]) -> str:
     for t in table.transitions:
         guards = "; ".join(f"`{g.name}`: {g.doc}" for g in t.guards) or "-"
         allowed = table.allowed_roles(t.trigger)
-        roles = "any project member" if allowed == frozenset(Role) else ", ".join(sorted(allowed))
+        if table.engine_only(t.trigger):
+            roles = "the engine"
+        elif allowed == frozenset(Role):
+            roles = "any project member"
+        else:
+            roles = ", ".join(sorted(allowed))
         lines.append(
-            f"| {t.trigger} | {', '.join(t.source)} | {t.dest} | {guards} | {roles} |"
+            f"| {t.trigger} | {', '.join(t.source)} | {'(same)' if t.dest == '=' else t.dest}"
+            f" | {guards} | {roles} |"
         )
     return "\n".join(lines)

@@ -1,25 +1,41 @@
 """State machines declared as tables: phase and readiness review."""
 
 from cep_engine.states._table import Fired, Guard, GuardResult, MachineTable, Transition
+from cep_engine.states.issue import (
+    ISSUE_MACHINE,
+    LADDER_MACHINE,
+    IssueFacts,
+    IssueStatus,
+    Level,
+    Priority,
+)
 from cep_engine.states.phase import PHASE_MACHINE, Phase, PhaseFacts
 from cep_engine.states.readiness import READINESS_MACHINE, ReadinessFacts, ReviewState, Stage
 
 MACHINES: dict[str, MachineTable[object]] = {
     "phase": PHASE_MACHINE,  # type: ignore[dict-item]
     "readiness": READINESS_MACHINE,  # type: ignore[dict-item]
+    "issue": ISSUE_MACHINE,  # type: ignore[dict-item]
+    "ladder": LADDER_MACHINE,  # type: ignore[dict-item]
 }
 """Every machine by name, for ``cep diagram`` and the structural tests."""
 
 __all__ = [
+    "ISSUE_MACHINE",
+    "LADDER_MACHINE",
     "MACHINES",
     "PHASE_MACHINE",
     "READINESS_MACHINE",
     "Fired",
     "Guard",
     "GuardResult",
+    "IssueFacts",
+    "IssueStatus",
+    "Level",
     "MachineTable",
     "Phase",
     "PhaseFacts",
+    "Priority",
     "ReadinessFacts",
     "ReviewState",
     "Stage",

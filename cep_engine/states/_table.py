@@ -20,6 +20,9 @@ from cep_engine.roles import Role
 
 F = TypeVar("F")
 
+SAME = "="
+"""A transition ``dest`` meaning: stay in the source state (a reflexive trigger)."""
+
 
 @dataclass(frozen=True)
 class Guard(Generic[F]):
@@ -189,29 +192,35 @@ class MachineTable(Generic[F]):
             for g in t.guards
         ]
 
-    def reachable(self) -> set[str]:
-        """States reachable from the initial state."""
-        seen, todo = {self.initial}, [self.initial]
+    def edges(self) -> list[tuple[str, str, Transition[F]]]:
+        """Every (source, dest, row), with ``"="`` (stay) resolved to the source."""
+        return [
+            (str(src), str(src) if t.dest == SAME else str(t.dest), t)
+            for t in self.transitions
+            for src in t.source
+        ]
+
+    def _closure(self, start: str) -> set[str]:
+        seen, todo = {start}, [start]
         while todo:
             here = todo.pop()
-            for t in self.transitions:
-                if here in t.source and t.dest not in seen:
-                    seen.add(t.dest)
-                    todo.append(t.dest)
+            for src, dest, _ in self.edges():
+                if src == here and dest not in seen:
+                    seen.add(dest)
+                    todo.append(dest)
         return seen
+
+    def reachable(self) -> set[str]:
+        """States reachable from the initial state."""
+        return self._closure(self.initial)
 
     def can_reach_final(self, state: str) -> bool:
         """True when some path leads from ``state`` to a final state."""
-        seen, todo = {state}, [state]
-        while todo:
-            here = todo.pop()
-            if here in self.final:
-                return True
-            for t in self.transitions:
-                if here in t.source and t.dest not in seen:
-                    seen.add(t.dest)
-                    todo.append(t.dest)
-        return False
+        return bool(self._closure(state) & self.final)
+
+    def engine_only(self, trigger: str) -> bool:
+        """Triggers with no roles are fired by the engine itself, never by a person."""
+        return not self.roles.get(trigger)
 
 
 def _evaluate(guard: Guard[F], facts: F) -> GuardResult:

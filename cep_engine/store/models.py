@@ -275,6 +275,7 @@ class Issue(Base):
     snoozed_until: Mapped[datetime | None]
     stale_since: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     owner: Mapped[Person | None] = relationship(lazy="joined")
@@ -300,14 +301,19 @@ class IssueActivity(Base):
 
 
 class Escalation(Base):
-    """One (issue, level) escalation. The unique constraint makes each fire exactly once."""
+    """One (issue, level) escalation. The unique constraint makes each fire exactly once.
+
+    ``cycle`` counts the issue's de-escalations and reopenings: after one of those, climbing
+    to the same rung again is a new escalation, not a duplicate.
+    """
 
     __tablename__ = "escalations"
-    __table_args__ = (UniqueConstraint("issue_id", "level"),)
+    __table_args__ = (UniqueConstraint("issue_id", "level", "cycle"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
     level: Mapped[str] = mapped_column(String(20))
+    cycle: Mapped[int] = mapped_column(Integer)
     escalated_at: Mapped[datetime]
     stale_since: Mapped[datetime]
 

@@ -48,9 +48,11 @@ def test_no_trap_states(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(MACHINES))
 def test_every_trigger_names_its_roles(name: str) -> None:
+    """Each trigger has a roles entry; an empty one means only the engine fires it."""
     table = MACHINES[name]
     assert set(table.roles) == set(table.triggers)
-    assert all(table.roles[t] for t in table.triggers)
+    people = [t for t in table.triggers if not table.engine_only(t)]
+    assert people
 
 
 def test_phase_happy_path_visits_every_open_phase_in_order() -> None:

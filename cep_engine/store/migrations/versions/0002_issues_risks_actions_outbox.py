@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 22:08:20.588871
+Create Date: 2026-11-25 22:11:19.997529
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def upgrade() -> None:
         ),
         sa.Column("stale_since", cep_engine.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", cep_engine.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["people.id"], name=op.f("fk_issues_owner_id_people")
@@ -146,6 +147,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("issue_id", sa.Integer(), nullable=False),
         sa.Column("level", sa.String(length=20), nullable=False),
+        sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column(
             "escalated_at", cep_engine.store.types.UTCDateTime(timezone=True), nullable=False
         ),
@@ -157,7 +159,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_escalations")),
-        sa.UniqueConstraint("issue_id", "level", name=op.f("uq_escalations_issue_id")),
+        sa.UniqueConstraint("issue_id", "level", "cycle", name=op.f("uq_escalations_issue_id")),
     )
     op.create_table(
         "issue_activity",
