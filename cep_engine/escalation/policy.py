@@ -141,9 +141,9 @@ def _check_ladder(priority: Priority, steps: list[Step], day_seconds: int) -> No
         raise ValueError(f"ladder {priority.value} is empty")
     if Level.TEAM in [s.level for s in steps]:
         raise ValueError(f"ladder {priority.value}: team is where issues start, not a step")
-    if ranks != sorted(set(ranks)):
-        raise ValueError(f"ladder {priority.value}: levels must climb in order "
-                         f"{' -> '.join(lv.value for lv in LADDER[1:])} without repeats")
+    if ranks != list(range(1, len(steps) + 1)):
+        raise ValueError(f"ladder {priority.value}: levels must climb one rung at a time, "
+                         f"{' -> '.join(lv.value for lv in LADDER[1:])}, from senior_pm")
     after = [parse_duration(s.after, day_seconds) for s in steps]
     if any(b <= a for a, b in zip([0, *after], after, strict=False)):
         raise ValueError(f"ladder {priority.value}: thresholds must grow step by step")

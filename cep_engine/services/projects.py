@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from cep_engine.errors import InvalidInput, TransitionRefused
@@ -16,7 +16,9 @@ from cep_engine.services._unit import attempt
 from cep_engine.states import PHASE_MACHINE, Fired, Phase, PhaseFacts, ReviewState, Stage
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
+    OPEN_ISSUE_STATUSES,
     CustomerSignoff,
+    Issue,
     Person,
     Project,
     ReadinessGuide,
@@ -142,11 +144,14 @@ def phase_facts(session: Session, project: Project) -> PhaseFacts:
 
 
 def open_critical_issues(session: Session, project: Project) -> int:
-    """Critical issues open in the project's Issues Log.
-
-    The Issues Log arrives with the escalation feature; until then the log is empty.
-    """
-    return 0
+    """Critical issues of the project's Issues Log that are not yet resolved."""
+    return session.scalar(
+        select(func.count()).select_from(Issue).where(
+            Issue.project_id == project.id,
+            Issue.priority == "critical",
+            Issue.status.in_(OPEN_ISSUE_STATUSES),
+        )
+    ) or 0
 
 
 def fire_phase(
