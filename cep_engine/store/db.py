@@ -7,13 +7,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cep_engine.errors import CepError, ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+SCHEMA_REVISION = "0002"
+"""The Alembic head this version of cep-engine runs on (a test keeps it equal to the head)."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -73,15 +76,24 @@ class Store:
             yield session
 
     def require_schema(self) -> None:
-        """Raise a clear error when ``cep init`` has not been run on this database."""
+        """Raise a clear error unless ``cep init`` brought this database to this version's
+        schema revision (:data:`SCHEMA_REVISION`)."""
+        where = self.engine.url.render_as_string(hide_password=True)
         try:
-            tables = set(inspect(self.engine).get_table_names())
+            with self.engine.connect() as conn:
+                found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
         except OperationalError as exc:
-            raise ConfigError(f"cannot open the database: {exc.orig}") from None
-        if "projects" not in tables:
+            if "alembic_version" not in str(exc.orig):
+                raise ConfigError(f"cannot open the database {where}: {exc.orig}") from None
+            found = None
+        except ProgrammingError:
+            found = None
+        if found is None:
+            raise CepError(f"the database {where} has no cep-engine schema; run `cep init` first")
+        if found != SCHEMA_REVISION:
             raise CepError(
-                f"the database at {self.engine.url.render_as_string(hide_password=True)} has "
-                "no cep-engine schema; run `cep init` first"
+                f"the database {where} is at schema revision {found}, this version needs "
+                f"{SCHEMA_REVISION}; run `cep init` to upgrade it"
             )
 
     def dispose(self) -> None:
