@@ -1,24 +1,62 @@
-"""Loading and checking what every use case needs: the project, the actor, their roles."""
+"""Loading and checking what every use case needs: the project, the actor, their roles.
+
+The statements are built once, with bound parameters: building a statement and its cache
+key costs more than running it on SQLite, and these run in every use case.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from cep_engine.errors import NotFound, PermissionDenied
 from cep_engine.roles import Role
 from cep_engine.services import _validate
 from cep_engine.services._unit import Attempt
-from cep_engine.states import MachineTable
-from cep_engine.store.models import Person, Project, RoleAssignment
+from cep_engine.states import MachineTable, ReviewState
+from cep_engine.store.models import (
+    OPEN_ISSUE_STATUSES,
+    CustomerSignoff,
+    Issue,
+    Person,
+    Project,
+    ReadinessGuide,
+    RoleAssignment,
+)
+
+_PROJECT_BY_KEY = select(Project).where(Project.key == bindparam("key"))
+_PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
+_ROLE_HOLDERS = (
+    select(RoleAssignment.role, Person.email)
+    .join(Person, Person.id == RoleAssignment.person_id)
+    .where(RoleAssignment.project_id == bindparam("project_id"))
+)
+_PROJECT_GATE_ROWS: CompoundSelect[str, str] = union_all(
+    select(literal_column("'role'"), RoleAssignment.role)
+    .where(RoleAssignment.project_id == bindparam("project_id")),
+    select(literal_column("'validated'"), ReadinessGuide.stage)
+    .where(ReadinessGuide.project_id == bindparam("project_id"),
+           ReadinessGuide.state == ReviewState.VALIDATED.value),
+    select(literal_column("'signoff'"), CustomerSignoff.signer_name)
+    .where(CustomerSignoff.project_id == bindparam("project_id")),
+    select(literal_column("'critical'"), Issue.status)
+    .where(Issue.project_id == bindparam("project_id"), Issue.priority == "critical",
+           Issue.status.in_(OPEN_ISSUE_STATUSES)),
+)
+
+_email = lru_cache(maxsize=1024)(_validate.email)
+"""``_validate.email``, remembered: actors repeat, and the check costs ~0.1 ms (errors are
+raised every time, never cached)."""
 
 
 def project(session: Session, key: str) -> Project:
     """The project with ``key``, or :class:`NotFound` with a hint."""
     norm = _validate.project_key(key)
-    found = session.scalars(select(Project).where(Project.key == norm)).one_or_none()
+    found = session.scalars(_PROJECT_BY_KEY, {"key": norm}).one_or_none()
     if found is None:
         raise NotFound(f"no project {norm}; see `cep project list` or create it")
     return found
@@ -26,8 +64,8 @@ def project(session: Session, key: str) -> Project:
 
 def person(session: Session, email: str) -> Person:
     """The person with ``email``, or :class:`NotFound` with a hint."""
-    norm = _validate.email(email)
-    found = session.scalars(select(Person).where(Person.email == norm)).one_or_none()
+    norm = _email(email)
+    found = session.scalars(_PERSON_BY_EMAIL, {"email": norm}).one_or_none()
     if found is None:
         raise NotFound(f"no person {norm}; add them with `cep person add {norm} --name NAME`")
     return found
@@ -35,12 +73,18 @@ def person(session: Session, email: str) -> Person:
 
 def role_holders(session: Session, project_id: int) -> list[tuple[str, str]]:
     """Every (role, email) pair assigned on the project."""
-    rows = session.execute(
-        select(RoleAssignment.role, Person.email)
-        .join(Person, Person.id == RoleAssignment.person_id)
-        .where(RoleAssignment.project_id == project_id)
-    )
+    rows = session.execute(_ROLE_HOLDERS, {"project_id": project_id})
     return [(r, e) for r, e in rows]
+
+
+def gate_rows(session: Session, project_id: int) -> dict[str, list[str]]:
+    """In one query, what the phase gates read: ``role`` (assigned roles), ``validated``
+    (validated readiness stages), ``signoff`` (customer sign-offs, by signer) and
+    ``critical`` (open critical issues of the Issues Log, by status)."""
+    found: dict[str, list[str]] = {"role": [], "validated": [], "signoff": [], "critical": []}
+    for kind, value in session.execute(_PROJECT_GATE_ROWS, {"project_id": project_id}):
+        found[kind].append(value)
+    return found
 
 
 def actor_on(ctx: Attempt, proj: Project) -> frozenset[Role]:

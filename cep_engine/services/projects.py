@@ -124,21 +124,12 @@ def _person_or_new(session: Session, address: str, name: str | None, now: dateti
 
 def phase_facts(session: Session, project: Project) -> PhaseFacts:
     """Everything the phase guards read, from the current transaction."""
-    roles = session.scalars(
-        select(RoleAssignment.role).where(RoleAssignment.project_id == project.id)
-    )
-    validated = session.scalars(
-        select(ReadinessGuide.stage).where(
-            ReadinessGuide.project_id == project.id,
-            ReadinessGuide.state == ReviewState.VALIDATED.value,
-        )
-    )
-    signed = session.scalar(select(exists().where(CustomerSignoff.project_id == project.id)))
+    rows = _load.gate_rows(session, project.id)
     return PhaseFacts(
-        assigned_roles=frozenset(Role(r) for r in roles),
-        validated_stages=frozenset(Stage(s) for s in validated),
-        open_critical_issues=open_critical_issues(session, project),
-        customer_signoff=bool(signed),
+        assigned_roles=frozenset(Role(r) for r in rows["role"]),
+        validated_stages=frozenset(Stage(s) for s in rows["validated"]),
+        open_critical_issues=len(rows["critical"]),
+        customer_signoff=bool(rows["signoff"]),
         held_from=Phase(project.held_from) if project.held_from else None,
     )
 

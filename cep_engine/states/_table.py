@@ -77,11 +77,14 @@ class Fired:
 class _Subject:
     """Carrier model that holds one entity's state while a trigger is decided.
 
-    ``transitions`` binds ``trigger`` and the other convenience methods in ``add_model``.
+    It is handed straight to the machine's ``Event.trigger``: no ``add_model`` and
+    ``remove_model`` per call, which cost ~0.1 ms and bind a method per state and trigger.
     """
 
-    state: str
-    trigger: Callable[..., bool]
+    __slots__ = ("state",)
+
+    def __init__(self, state: str) -> None:
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -142,15 +145,15 @@ class MachineTable(Generic[F]):
         or saying which triggers the state allows. Nothing is written here: the caller's
         database transaction makes the move durable.
         """
-        subject = _Subject()
+        subject = _Subject(state)
         trace: list[GuardResult] = []
-        self.machine.add_model(subject, initial=state)
+        event = self.machine.events.get(trigger)
+        if event is None:
+            raise self._invalid_trigger(state, trigger, entity)
         try:
-            accepted = subject.trigger(trigger, facts=facts, trace=trace)
-        except (MachineError, AttributeError) as exc:
+            accepted = event.trigger(subject, facts=facts, trace=trace)
+        except MachineError as exc:
             raise self._invalid_trigger(state, trigger, entity) from exc
-        finally:
-            self.machine.remove_model(subject)
         if not accepted:
             raise self._guard_failed(state, trigger, entity, trace)
         return Fired(trigger, state, subject.state, tuple(trace))
