@@ -34,6 +34,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -45,6 +46,7 @@ from cep_engine.notify.outbox import Kind, Status
 from cep_engine.states.issue import LADDER, LADDER_MACHINE
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
+    OPEN_ISSUE_SQL,
     OPEN_ISSUE_STATUSES,
     AuditEntry,
     Escalation,
@@ -214,7 +216,7 @@ def _select_due(conn: Connection, rung: int, as_of: datetime) -> Any:
                c.to_level, Issue.stale_since, Issue.cycle)
         .join(CUTOFFS, and_(Issue.policy_id == c.policy_id, Issue.priority == c.priority,
                             Issue.level == c.from_level))
-        .where(c.rung == rung, Issue.status.in_(OPEN_ISSUE_STATUSES),
+        .where(c.rung == rung, text(f"issues.{OPEN_ISSUE_SQL}"),
                Issue.stale_since <= c.cutoff,
                or_(Issue.snoozed_until.is_(None), Issue.snoozed_until <= as_of))
     )

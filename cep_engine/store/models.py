@@ -226,6 +226,10 @@ for _model in (AuditEntry, ChecklistSubmission):
 OPEN_ISSUE_STATUSES = ("open", "in_progress")
 """Issue statuses in which the escalation clock runs."""
 
+OPEN_ISSUE_SQL = "status IN ('open', 'in_progress')"
+"""The same, as the predicate of the partial index ``ix_issues_due``. Queries that want that
+index must repeat this literal text: SQLite cannot match a bound parameter against it."""
+
 
 class EscalationPolicySnapshot(Base):
     """An escalation ladder as it was when an issue opened; shared by content digest."""
@@ -254,8 +258,8 @@ class Issue(Base):
             "priority",
             "level",
             "stale_since",
-            sqlite_where=sql_text("status IN ('open', 'in_progress')"),
-            postgresql_where=sql_text("status IN ('open', 'in_progress')"),
+            sqlite_where=sql_text(OPEN_ISSUE_SQL),
+            postgresql_where=sql_text(OPEN_ISSUE_SQL),
         ),
     )
 
