@@ -206,3 +206,25 @@ def test_only_admins_assign_roles_once_one_exists(store: Store, project: str) ->
     with store.reading() as s:
         roles = {(r["role"], r["email"]) for r in queries.list_roles(s, project)}
     assert ("service_owner", TEAM) in roles and ("cts_team_member", TEAM) in roles
+
+
+def test_an_open_critical_issue_blocks_closing(store: Store, project: str) -> None:
+    from cep_engine.escalation.policy import load_policy
+    from cep_engine.services import issues
+    from cep_engine.settings import REPO_CONFIG_DIR
+
+    policy = load_policy(REPO_CONFIG_DIR / "escalation.yaml")
+    projects.fire_phase(store, project, "advance", actor=PM, now=LATER)
+    complete_stage(store, project, "pre_cutover")
+    projects.fire_phase(store, project, "advance", actor=PM, now=LATER)
+    complete_stage(store, project, "cutover")
+    number = issues.open_issue(store, project, "Storage array offline", priority_name="critical",
+                               actor=PM, now=LATER, policy=policy).number
+    err = _assert_refused_unchanged(
+        store, lambda: projects.fire_phase(store, project, "advance", actor=PM, now=LATER),
+        TransitionRefused, audited=1)
+    assert err.guard == "no_critical_issue_open"  # type: ignore[attr-defined]
+    assert "1 critical issue(s) open" in str(err)
+    issues.change_status(store, project, number, "resolve", actor=PM, now=LATER,
+                         note="Array replaced")
+    assert projects.fire_phase(store, project, "advance", actor=PM, now=LATER).dest == "closing"
