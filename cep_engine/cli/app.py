@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cep_engine.cli import checklist, escalation, projects
+from cep_engine.cli import checklist, escalation, logs, projects
 from cep_engine.cli._common import Actor, AsJson, Key, rt
 from cep_engine.errors import CepError
 
@@ -24,6 +24,10 @@ app.add_typer(projects.person_app, name="person")
 app.add_typer(projects.role_app, name="role")
 app.add_typer(projects.phase_app, name="phase")
 app.add_typer(checklist.checklist_app, name="checklist")
+app.add_typer(logs.issue_app, name="issue")
+app.add_typer(logs.risk_app, name="risk")
+app.add_typer(logs.action_app, name="action")
+app.command("remind")(logs.remind)
 app.add_typer(escalation.escalation_app, name="escalation")
 app.command("escalate")(escalation.escalate)
 
