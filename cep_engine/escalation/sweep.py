@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     and_,
     cast,
+    exists,
     func,
     insert,
     literal,
@@ -47,7 +48,6 @@ from cep_engine.states.issue import LADDER, LADDER_MACHINE
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
     OPEN_ISSUE_SQL,
-    OPEN_ISSUE_STATUSES,
     AuditEntry,
     Escalation,
     EscalationPolicySnapshot,
@@ -179,10 +179,10 @@ def run_sweep(
 
 
 def _snapshots_in_use(conn: Connection) -> dict[int, Mapping[str, Any]]:
-    in_use = select(Issue.policy_id).where(Issue.status.in_(OPEN_ISSUE_STATUSES)).distinct()
+    in_use = exists().where(Issue.policy_id == EscalationPolicySnapshot.id,
+                            text(f"issues.{OPEN_ISSUE_SQL}"))
     rows = conn.execute(
-        select(EscalationPolicySnapshot.id, EscalationPolicySnapshot.body)
-        .where(EscalationPolicySnapshot.id.in_(in_use))
+        select(EscalationPolicySnapshot.id, EscalationPolicySnapshot.body).where(in_use)
     )
     return {pid: body for pid, body in rows}
 
@@ -195,6 +195,8 @@ def _apply(conn: Connection, cutoffs: list[Cutoff], as_of: datetime,
     for rung in sorted({c.rung for c in cutoffs}):
         conn.execute(DUE.delete())
         conn.execute(_select_due(conn, rung, as_of))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE sweep_due"))
         counts = conn.execute(
             select(Project.key, DUE.c.to_level, func.count())
             .join(Project, Project.id == DUE.c.project_id)
