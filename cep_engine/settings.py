@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,16 +35,39 @@ def default_data_dir() -> Path:
     return Path(base) / "cep-engine"
 
 
+class Schedules(BaseModel):
+    """When the served deployments run (``cep serve``, ``cep up``).
+
+    Table ``[schedules]`` in the config file, or ``CEP_SCHEDULES__<FIELD>`` in the environment.
+    Daily crons are read in the ``timezone`` setting.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    sweep_every_minutes: int = Field(default=5, ge=1, le=1440)
+    delivery_every_seconds: int = Field(default=60, ge=10, le=86_400)
+    reminders_cron: str = "0 7 * * *"
+    risk_check_every_minutes: int = Field(default=60, ge=1, le=10_080)
+
+    @field_validator("reminders_cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("not a cron expression of five fields such as '0 7 * * *'")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of cep-engine; see the README's "Configuration" table."""
 
-    model_config = SettingsConfigDict(env_prefix="CEP_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="CEP_", extra="forbid", env_nested_delimiter="__")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = ""
     config_dir: Path = REPO_CONFIG_DIR
     timezone: str = "America/Los_Angeles"
     max_text_length: int = Field(default=4000, ge=100, le=100_000)
+    schedules: Schedules = Field(default_factory=Schedules)
 
     @field_validator("data_dir", "config_dir")
     @classmethod
@@ -127,9 +150,10 @@ def _check_toml(path: Path) -> None:
 
 def _config_error(exc: ValidationError, path: Path | None, flags: dict[str, Any]) -> ConfigError:
     err = exc.errors()[0]
-    field = str(err["loc"][0]) if err["loc"] else "?"
+    loc = [str(part) for part in err["loc"]]
+    field = ".".join(loc) or "?"
     value = err.get("input")
-    env_name = f"CEP_{field.upper()}"
+    env_name = "CEP_" + "__".join(loc).upper()
     if field in flags:
         origin = f"--{field.replace('_', '-')}"
     elif env_name in os.environ:

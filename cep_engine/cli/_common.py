@@ -15,6 +15,8 @@ Actor = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 Stage = Annotated[str, typer.Argument(help="pre_cutover, cutover or post_cutover.")]
+Local = Annotated[bool, typer.Option(
+    "--local", help="Run in this process even when PREFECT_API_URL names a Prefect API.")]
 
 
 def rt(ctx: typer.Context) -> Runtime:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cep_engine.cli import checklist, escalation, logs, projects
+from cep_engine.cli import checklist, engine, escalation, logs, projects
 from cep_engine.cli._common import Actor, AsJson, Key, rt
 from cep_engine.errors import CepError
 
@@ -30,6 +30,8 @@ app.add_typer(logs.action_app, name="action")
 app.command("remind")(logs.remind)
 app.add_typer(escalation.escalation_app, name="escalation")
 app.command("escalate")(escalation.escalate)
+app.command("up")(engine.up)
+app.command("serve")(engine.serve)
 
 
 @app.callback()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cep_engine.cli._common import Actor, AsJson, Key, Stage, rt
+from cep_engine.cli._common import Actor, AsJson, Key, Local, Stage, rt
 
 checklist_app = typer.Typer(
     help="Readiness checklists: tasks, signed submission, validation or return.",
@@ -73,40 +73,45 @@ def submit(
     ctx: typer.Context, key: Key, stage: Stage, actor: Actor,
     signer: Annotated[str, typer.Option(help="Name of the person signing.")] = "",
     attest: Annotated[str, typer.Option(help="Attestation text of the signature.")] = "",
+    local: Local = False,
 ) -> None:
     """Submit the signed checklist (implementation coordinator, every task done)."""
-    from cep_engine.cli._runtime import done, now
-    from cep_engine.services import readiness
+    from cep_engine.cli._dispatch import checklist
+    from cep_engine.cli._runtime import done
 
-    sub = readiness.submit(
-        rt(ctx).store(), key, stage, signer=signer, attestation=attest, actor=actor, now=now()
-    )
-    done(f"{key.upper()}/{stage}: version {sub.number} submitted, signed by {sub.signer_name}")
+    sub, run = checklist(rt(ctx), key, stage, "submit", actor=actor, local=local, signer=signer,
+                         attestation=attest)
+    done(f"{key.upper()}/{stage}: version {sub['version']} submitted, signed by {sub['signer']}"
+         + (f"; flow run {run}" if run else ""))
 
 
 @checklist_app.command("validate")
 def validate(
     ctx: typer.Context, key: Key, stage: Stage, actor: Actor,
     comment: Annotated[str, typer.Option(help="Optional note.")] = "",
+    local: Local = False,
 ) -> None:
     """Validate readiness (assigned PM)."""
-    from cep_engine.cli._runtime import done, now
-    from cep_engine.services import readiness
+    from cep_engine.cli._dispatch import checklist
+    from cep_engine.cli._runtime import done
 
-    readiness.review(rt(ctx).store(), key, stage, "validate", actor=actor, now=now(),
-                     comment=comment)
-    done(f"{key.upper()}/{stage}: readiness validated by {actor}")
+    _, run = checklist(rt(ctx), key, stage, "validate", actor=actor, local=local,
+                       comment=comment)
+    done(f"{key.upper()}/{stage}: readiness validated by {actor}"
+         + (f"; flow run {run}" if run else ""))
 
 
 @checklist_app.command("return")
 def return_(
     ctx: typer.Context, key: Key, stage: Stage, actor: Actor,
     comment: Annotated[str, typer.Option(help="What must be reworked.")] = "",
+    local: Local = False,
 ) -> None:
     """Return the checklist for further work, with a comment (assigned PM)."""
-    from cep_engine.cli._runtime import done, now
-    from cep_engine.services import readiness
+    from cep_engine.cli._dispatch import checklist
+    from cep_engine.cli._runtime import done
 
-    readiness.review(rt(ctx).store(), key, stage, "return", actor=actor, now=now(),
-                     comment=comment)
-    done(f"{key.upper()}/{stage}: returned by {actor}: {comment}")
+    _, run = checklist(rt(ctx), key, stage, "return", actor=actor, local=local,
+                       comment=comment)
+    done(f"{key.upper()}/{stage}: returned by {actor}: {comment}"
+         + (f"; flow run {run}" if run else ""))

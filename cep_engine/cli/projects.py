@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cep_engine.cli._common import Actor, AsJson, Key, rt
+from cep_engine.cli._common import Actor, AsJson, Key, Local, rt
 
 project_app = typer.Typer(help="Create, list and show projects.", no_args_is_help=True)
 person_app = typer.Typer(help="Register people.", no_args_is_help=True)
@@ -106,36 +106,42 @@ def role_list(ctx: typer.Context, key: Key, as_json: AsJson = False) -> None:
     show(rows, as_json, _render.roles)
 
 
-def _fire(ctx: typer.Context, key: str, trigger: str, actor: str, reason: str) -> None:
-    from cep_engine.cli._runtime import done, now
-    from cep_engine.services import projects as svc
+def _fire(ctx: typer.Context, key: str, trigger: str, actor: str, reason: str,
+          local: bool = False) -> None:
+    from cep_engine.cli import _dispatch
+    from cep_engine.cli._runtime import done
 
-    fired = svc.fire_phase(rt(ctx).store(), key, trigger, actor=actor, now=now(), reason=reason)
-    done(f"{key.upper()}: {fired.source} -> {fired.dest} ({trigger} by {actor})")
+    out, run = _dispatch.phase(rt(ctx), key, trigger, actor=actor, reason=reason, local=local)
+    done(f"{key.upper()}: {out['from']} -> {out['to']} ({trigger} by {actor})"
+         + (f"; flow run {run}" if run else ""))
 
 
 @phase_app.command("advance")
-def phase_advance(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "") -> None:
+def phase_advance(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "",
+                  local: Local = False) -> None:
     """Move to the next phase when its gate's guards pass (assigned PM or senior PM)."""
-    _fire(ctx, key, "advance", actor, reason)
+    _fire(ctx, key, "advance", actor, reason, local)
 
 
 @phase_app.command("hold")
-def phase_hold(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "") -> None:
+def phase_hold(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "",
+               local: Local = False) -> None:
     """Put the project on hold (assigned PM or senior PM)."""
-    _fire(ctx, key, "hold", actor, reason)
+    _fire(ctx, key, "hold", actor, reason, local)
 
 
 @phase_app.command("resume")
-def phase_resume(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "") -> None:
+def phase_resume(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "",
+                 local: Local = False) -> None:
     """Resume a held project in the phase it left (assigned PM or senior PM)."""
-    _fire(ctx, key, "resume", actor, reason)
+    _fire(ctx, key, "resume", actor, reason, local)
 
 
 @phase_app.command("cancel")
-def phase_cancel(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "") -> None:
+def phase_cancel(ctx: typer.Context, key: Key, actor: Actor, reason: Reason = "",
+                 local: Local = False) -> None:
     """Cancel the project (project sponsor or executive sponsor)."""
-    _fire(ctx, key, "cancel", actor, reason)
+    _fire(ctx, key, "cancel", actor, reason, local)
 
 
 @phase_app.command("show")

@@ -1,0 +1,85 @@
+"""Same code, two paths: state-changing commands run as Prefect flow runs or in-process.
+
+When a Prefect API is configured (``PREFECT_API_URL``) and ``--local`` is not given, a
+command runs the matching flow of :mod:`workflows` in this process as a flow run the API
+records (visible in the UI, with its logs and events); otherwise it calls the service
+directly. Both paths call the same service function with the same arguments, so they leave
+the same database state. Prefect is imported only on the flow path.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from cep_engine.cli._prefect_env import api_url, quiet, ui_url
+
+if TYPE_CHECKING:
+    from cep_engine.cli._runtime import Runtime
+
+Outcome = tuple[dict[str, Any], str | None]
+"""What a command did, and the address of its flow run (``None`` in-process)."""
+
+
+def use_flows(local: bool) -> bool:
+    """Whether a state-changing command runs as a flow run."""
+    return not local and api_url() is not None
+
+
+def phase(runtime: Runtime, key: str, trigger: str, *, actor: str, reason: str,
+          local: bool) -> Outcome:
+    """Fire a phase trigger; the outcome has ``from`` and ``to``."""
+    if use_flows(local):
+        _prepare_prefect()
+        from workflows.phase_transition import phase_transition
+
+        return _as_flow_run(runtime, phase_transition, project=key, trigger=trigger,
+                            actor=actor, reason=reason)
+    from cep_engine.cli._runtime import now
+    from cep_engine.services import projects
+
+    fired = projects.fire_phase(runtime.store(), key, trigger, actor=actor, now=now(),
+                                reason=reason)
+    return {"from": fired.source, "to": fired.dest}, None
+
+
+def checklist(runtime: Runtime, key: str, stage: str, action: str, *, actor: str,
+              local: bool, signer: str = "", attestation: str = "",
+              comment: str = "") -> Outcome:
+    """Submit, validate or return a checklist; a submission's outcome has ``version`` and
+    ``signer``."""
+    if use_flows(local):
+        _prepare_prefect()
+        from cep_engine.services.readiness import stage as parse_stage
+        from workflows.readiness_review import readiness_review
+
+        return _as_flow_run(runtime, readiness_review, project=key,
+                            stage=parse_stage(stage).value, action=action, actor=actor,
+                            signer=signer, attestation=attestation, comment=comment)
+    from cep_engine.cli._runtime import now
+    from cep_engine.services import readiness
+
+    store = runtime.store()
+    if action == "submit":
+        sub = readiness.submit(store, key, stage, signer=signer, attestation=attestation,
+                               actor=actor, now=now())
+        return {"version": sub.number, "signer": sub.signer_name, "state": "submitted"}, None
+    result = readiness.review(store, key, stage, action, actor=actor, now=now(),
+                              comment=comment)
+    return {"state": result.decision, "comment": result.comment}, None
+
+
+def _prepare_prefect() -> None:
+    """Before Prefect is imported: no analytics, and no run logs on the console (the
+    command prints its one line; the logs are in the UI)."""
+    quiet(os.environ)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+def _as_flow_run(runtime: Runtime, flow: Any, **parameters: Any) -> Outcome:
+    from workflows._support import run_in_process
+
+    runtime.store()  # a missing schema fails here, before a flow run is created
+    result, run_id = run_in_process(flow, runtime.settings, parameters)
+    api = api_url() or ""
+    return result, f"{ui_url(api)}/runs/flow-run/{run_id}" if run_id else None

@@ -1,0 +1,103 @@
+"""What the flows share: settings and store, run naming, events and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from prefect import get_client
+from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+from prefect.logging import get_run_logger
+from prefect.states import Failed
+
+from cep_engine.errors import CepError
+from cep_engine.settings import Settings, load_settings
+from cep_engine.store.db import Store
+
+_settings: ContextVar[Settings | None] = ContextVar("cep_flow_settings", default=None)
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[None]:
+    """Run flows called in this context with ``settings`` (the CLI passes its flags this way)."""
+    token = _settings.set(settings)
+    try:
+        yield
+    finally:
+        _settings.reset(token)
+
+
+def flow_settings() -> Settings:
+    """The settings of this run: the caller's (see :func:`using_settings`), else loaded."""
+    return _settings.get() or load_settings()
+
+
+@lru_cache(maxsize=8)
+def _store_for(url: str) -> Store:
+    store = Store.from_url(url)
+    store.require_schema()
+    return store
+
+
+def flow_store() -> Store:
+    """The cep-engine store of this run, one engine per database URL and process."""
+    return _store_for(flow_settings().effective_database_url)
+
+
+def project_resource(key: str) -> dict[str, str]:
+    """A project as a Prefect event resource."""
+    return {"prefect.resource.id": f"cep.project.{key}", "prefect.resource.name": key}
+
+
+def emit(event: str, key: str, payload: Mapping[str, Any],
+         related: Sequence[Mapping[str, str]] = ()) -> None:
+    """Emit a domain event about project ``key``."""
+    emit_event(
+        event=event, resource=project_resource(key), payload=dict(payload),
+        related=[dict(r) for r in related],
+    )
+
+
+async def label_run(name: str, tags: Sequence[str]) -> None:
+    """Rename the current flow run after what happened and add ``tags`` to it."""
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    run = ctx.flow_run
+    merged = list(dict.fromkeys([*run.tags, *tags]))
+    async with get_client() as client:
+        await client.update_flow_run(run.id, name=name, tags=merged)
+
+
+def refused(exc: CepError) -> State[Any]:
+    """The final state of a run whose change was refused: Failed, with the one-line reason.
+
+    Returning the state (instead of raising) keeps tracebacks out of the run's logs; a caller
+    in the same process still gets ``exc`` back from the run's result.
+    """
+    get_run_logger().error("%s: %s", type(exc).__name__, exc.message)
+    return Failed(message=exc.message, data=exc)
+
+
+def run_in_process(
+    flow: Callable[..., Awaitable[Any]], settings: Settings, parameters: Mapping[str, Any]
+) -> tuple[Any, UUID | None]:
+    """Run an async ``flow`` here, against the configured Prefect API, with ``settings``.
+
+    Returns the flow's result and the flow run's id; a refused change raises its
+    :class:`~cep_engine.errors.CepError` as the service raised it.
+    """
+
+    async def go() -> tuple[Any, UUID | None]:
+        with using_settings(settings):
+            state = await flow(**parameters, return_state=True)
+        return await state.aresult(), state.state_details.flow_run_id
+
+    return asyncio.run(go())
