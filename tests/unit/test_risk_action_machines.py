@@ -110,3 +110,14 @@ def test_any_action_trigger_sequence_stays_in_known_states(triggers: list[str]) 
         with contextlib.suppress(TransitionRefused):
             state = ACTION_MACHINE.fire(state, trigger, facts, entity="A").dest
         assert state in set(ActionStatus)
+
+
+@pytest.mark.parametrize("name", ["issue", "risk", "action"])
+def test_readme_role_tables_are_the_generated_ones(name: str) -> None:
+    """The README's "who may do what" tables are `cep diagram NAME --format markdown`."""
+    from pathlib import Path
+
+    from cep_engine.docs import render_machine
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert render_machine(name, "markdown") in readme
