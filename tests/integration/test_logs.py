@@ -370,3 +370,20 @@ def test_import_risks_and_actions(store: Store, project: str, tmp_path: Path) ->
     with pytest.raises(InvalidInput, match="missing column"):
         imports.import_risks(store, project, _csv(tmp_path, "r.csv", "title\nx\n"), actor=PM,
                              now=NOW)
+
+
+def test_imported_issue_escalation_continues_from_the_spreadsheet(
+    store: Store, project: str, tmp_path: Path,
+) -> None:
+    from cep_engine.escalation.sweep import run_sweep
+
+    path = _csv(tmp_path, "issues.csv", GOOD_ISSUES)
+    imports.import_issues(store, project, path, actor=PM, now=NOW, policy=POLICY)
+    run_sweep(store, as_of=NOW, calendar=CAL)
+    with store.reading() as s:
+        climbed = {n: issue_queries.show_issue(s, project, n) for n in (1, 2, 3)}
+    assert [e["level"] for e in climbed[2]["escalations"]] == [
+        "senior_pm", "project_sponsor", "executive_sponsor"]
+    assert [e["level"] for e in climbed[1]["escalations"]] == [
+        "senior_pm", "project_sponsor", "executive_sponsor"]
+    assert climbed[3]["escalations"] == [] and climbed[3]["level"] == "retired"
