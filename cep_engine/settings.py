@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from cep_engine.errors import ConfigError
+from cep_engine.notify.config import NotifySettings
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 """The ``config/`` folder shipped beside the package."""
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     timezone: str = "America/Los_Angeles"
     max_text_length: int = Field(default=4000, ge=100, le=100_000)
     schedules: Schedules = Field(default_factory=Schedules)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("data_dir", "config_dir")
     @classmethod

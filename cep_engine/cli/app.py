@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cep_engine.cli import checklist, engine, escalation, logs, projects
+from cep_engine.cli import notify as notify_cli
 from cep_engine.cli._common import Actor, AsJson, Key, rt
 from cep_engine.errors import CepError
 
@@ -28,6 +29,8 @@ app.add_typer(logs.issue_app, name="issue")
 app.add_typer(logs.risk_app, name="risk")
 app.add_typer(logs.action_app, name="action")
 app.command("remind")(logs.remind)
+app.add_typer(notify_cli.notify_app, name="notify")
+app.add_typer(notify_cli.outbox_app, name="outbox")
 app.add_typer(escalation.escalation_app, name="escalation")
 app.command("escalate")(escalation.escalate)
 app.command("up")(engine.up)

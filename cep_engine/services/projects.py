@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from cep_engine.errors import InvalidInput, TransitionRefused
 from cep_engine.guides import GuideTemplate
+from cep_engine.notify import events
+from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import ROLE_ADMINS, Role
 from cep_engine.services import _load, _validate
 from cep_engine.services._unit import attempt
@@ -165,6 +167,9 @@ def fire_phase(
         project.phase = fired.dest
         project.updated_at = now
         ctx.record(fired)
+        ctx.session.flush()
+        enqueue(ctx.session, [events.phase_changed(project, fired, actor=ctx.actor, now=now,
+                                                   reason=note)])
     return fired
 
 

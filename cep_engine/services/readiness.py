@@ -8,6 +8,8 @@ from sqlalchemy import select
 
 from cep_engine.errors import InvalidInput, NotFound, TransitionRefused
 from cep_engine.guides import Party
+from cep_engine.notify import events
+from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import Role
 from cep_engine.services import _load, _validate
 from cep_engine.services._unit import Attempt, attempt
@@ -143,6 +145,8 @@ def submit(
             submitted_at=now, tasks=[_task_snapshot(t) for t in guide.tasks],
         )
         ctx.session.add(submission)
+        enqueue(ctx.session, [events.checklist(guide, submission, "submitted",
+                                               actor=ctx.actor, now=now)])
     return submission
 
 
@@ -175,4 +179,6 @@ def review(
             reviewer=_load.person(ctx.session, ctx.actor), reviewed_at=now,
         )
         ctx.session.add(result)
+        enqueue(ctx.session, [events.checklist(guide, guide.submissions[-1], guide.state,
+                                               actor=ctx.actor, now=now, comment=note)])
     return result

@@ -1,0 +1,316 @@
+"""One delivery run: claim due outbox messages, render, send over one connection, record.
+
+1. **Claim** (one short transaction): the due pending rows, oldest first, at most
+   ``batch_size``. Each claimed row gets ``attempts + 1`` and a lease: its
+   ``next_attempt_at`` moves to ``now + lease_seconds``, so no other run sees it as due.
+   PostgreSQL locks the rows ``FOR UPDATE SKIP LOCKED``, so two runs at once claim
+   disjoint sets; SQLite's ``BEGIN IMMEDIATE`` serializes the claims.
+2. **Resolve and render** (one reading session): recipients from the project's role
+   assignments as they are now; a role nobody holds is audited and logged. A person with more
+   than ``digest_threshold`` messages in the run gets one digest instead.
+3. **Send** over one SMTP connection, then **record** each outcome: sent; pending again
+   after an exponential backoff; or dead (a permanent refusal, a template that cannot render,
+   a header injection, or ``max_attempts`` used up). One bad message never stops the batch.
+
+A crash between the server accepting a message and its row being marked sent leaves the
+row claimed; after the lease it is sent again with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+
+from cep_engine.notify._facts import Claimed, Facts, Recipient, load
+from cep_engine.notify.config import NotifySettings
+from cep_engine.notify.mailer import (
+    Mail,
+    Mailer,
+    MessageRefused,
+    ServerUnavailable,
+    message_id_for,
+)
+from cep_engine.notify.outbox import Status
+from cep_engine.notify.templates import DIGEST, RenderError, Templates
+from cep_engine.store.db import Store
+from cep_engine.store.models import AuditEntry, OutboxMessage
+
+log = logging.getLogger("cep_engine.notify")
+SYSTEM_ACTOR = "cep-engine"
+MARK_EVERY = 200
+"""Outcomes are committed in chunks of this many messages (and at the end of the run)."""
+
+
+@dataclass
+class DeliveryReport:
+    """What one run did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    digests: int = 0
+    missing_roles: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for ``--json``."""
+        return asdict(self)
+
+
+@dataclass
+class _Job:
+    """A claimed message on its way: its recipients, its own mail and its outcome."""
+
+    row: Claimed
+    to: list[Recipient]
+    cc: list[Recipient]
+    message_id: str = ""
+    project: dict[str, str] = field(default_factory=dict)
+    mail: Mail | None = None
+    failure: str | None = None
+    permanent: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def claim(store: Store, *, now: datetime, limit: int, lease_seconds: int) -> list[Claimed]:
+    """Claim up to ``limit`` due pending messages for this run (see the module docstring)."""
+    with store.transaction() as session:
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.status == Status.PENDING.value,
+                   OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        if not rows:
+            return []
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([r.id for r in rows]))
+            .values(attempts=OutboxMessage.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        claimed = [Claimed.of(r, attempts=r.attempts + 1) for r in rows]
+        session.expunge_all()
+        return claimed
+
+
+def deliver(
+    store: Store, mailer: Mailer, *, now: datetime, settings: NotifySettings,
+    templates: Templates | None = None, timezone: str = "UTC",
+) -> DeliveryReport:
+    """Run one delivery: claim, resolve, render, send, record. Returns what happened."""
+    report = DeliveryReport()
+    rows = claim(store, now=now, limit=settings.batch_size, lease_seconds=settings.lease_seconds)
+    report.claimed = len(rows)
+    if not rows:
+        return report
+    templates = templates or Templates(settings.templates_dir, timezone=timezone)
+    with store.reading() as session:
+        facts = load(session, rows, timezone)
+    jobs = [_prepare(row, facts, templates, mailer.sender, now, report) for row in rows]
+    digests = _digests(jobs, settings.digest_threshold, templates, mailer.sender, now)
+    report.digests = len(digests)
+    _send_all(store, mailer, jobs, digests, now, settings, report)
+    return report
+
+
+def _prepare(
+    row: Claimed, facts: Facts, templates: Templates, sender: str, now: datetime,
+    report: DeliveryReport,
+) -> _Job:
+    to, cc, missing = facts.resolve(row)
+    project = facts.projects.get(row.project_id or -1, {"key": "-", "name": "", "agency": ""})
+    job = _Job(row=row, to=to, cc=cc, project=project,
+               message_id=message_id_for(row.key, sender))
+    for role in missing:
+        note = f"{project['key']}: nobody holds role {role}; {row.kind} #{row.id} not sent to it"
+        job.notes.append(note)
+        report.missing_roles.append(note)
+        log.warning("%s", note)
+    if not to and not cc:
+        job.failure = "no recipient: " + (", ".join(missing) or "no role or address given")
+        return job
+    context = {**row.context, **facts.escalations.get(row.id, {}), "project": project,
+               "to": [p.as_dict() for p in to], "cc": [p.as_dict() for p in cc]}
+    try:
+        rendered = templates.render(row.kind, context)
+    except RenderError as exc:
+        job.failure, job.permanent = f"cannot render: {exc.message}", True
+        return job
+    job.mail = Mail(
+        to=tuple(p.email for p in to), cc=tuple(p.email for p in cc),
+        subject=rendered.subject, text=rendered.text, html=rendered.html,
+        message_id=job.message_id, date=now,
+        headers={"X-CEP-Kind": row.kind, "X-CEP-Key": row.key},
+    )
+    return job
+
+
+@dataclass
+class _Digest:
+    mail: Mail
+    members: list[_Job]
+
+
+def _digests(
+    jobs: list[_Job], threshold: int, templates: Templates, sender: str, now: datetime
+) -> list[_Digest]:
+    """Take each person with more than ``threshold`` messages out of them; one digest each."""
+    by_person: dict[str, list[_Job]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for job in jobs:
+        if job.mail is not None:
+            for who in job.to + job.cc:
+                by_person[who.email].append(job)
+                names[who.email] = who.name
+    out = []
+    for email, members in by_person.items():
+        if len(members) <= threshold:
+            continue
+        items = [{"kind": j.row.kind, "project": j.project, "subject": j.mail.subject,
+                  "text": j.mail.text} for j in members if j.mail is not None]
+        person = {"email": email, "name": names[email]}
+        rendered = templates.render(DIGEST, {"person": person, "items": items,
+                                             "count": len(items)})
+        key = "digest:" + email + ":" + ",".join(sorted(j.row.key for j in members))
+        out.append(_Digest(Mail(
+            to=(email,), subject=rendered.subject, text=rendered.text, html=rendered.html,
+            message_id=message_id_for(key, sender), date=now, headers={"X-CEP-Kind": DIGEST},
+        ), members))
+        for job in members:
+            job.mail = _without(job.mail, email)
+    return out
+
+
+def _without(mail: Mail | None, email: str) -> Mail | None:
+    if mail is None:
+        return None
+    to = tuple(a for a in mail.to if a != email)
+    cc = tuple(a for a in mail.cc if a != email)
+    if not to and not cc:
+        return None
+    return Mail(to=to or cc, cc=cc if to else (), subject=mail.subject, text=mail.text,
+                html=mail.html, message_id=mail.message_id, date=mail.date, headers=mail.headers)
+
+
+def _send_all(
+    store: Store, mailer: Mailer, jobs: list[_Job], digests: list[_Digest], now: datetime,
+    settings: NotifySettings, report: DeliveryReport,
+) -> None:
+    down: str | None = None
+    if digests or any(j.mail for j in jobs):
+        try:
+            mailer.open()
+        except ServerUnavailable as exc:
+            down = str(exc)
+            report.errors.append(down)
+            log.error("%s", down)
+    try:
+        for digest in digests:
+            down = _send_digest(mailer, digest, down)
+        done: list[_Job] = []
+        for job in jobs:
+            if job.mail is not None and job.failure is None:
+                down = _send_one(mailer, job, job.mail, down)
+            done.append(job)
+            if len(done) >= MARK_EVERY:
+                _record(store, done, now, settings, report)
+                done = []
+        _record(store, done, now, settings, report)
+    finally:
+        mailer.close()
+
+
+def _send_digest(mailer: Mailer, digest: _Digest, down: str | None) -> str | None:
+    probe = _Job(row=digest.members[0].row, to=[], cc=[])
+    down = _send_one(mailer, probe, digest.mail, down)
+    for job in digest.members:
+        if probe.failure and not probe.permanent and job.failure is None:
+            job.failure = f"digest to {digest.mail.to[0]}: {probe.failure}"
+        elif probe.failure:
+            job.notes.append(f"digest to {digest.mail.to[0]} refused: {probe.failure}")
+    return down
+
+
+def _send_one(mailer: Mailer, job: _Job, mail: Mail, down: str | None) -> str | None:
+    if down is not None:
+        job.failure = down
+        return down
+    try:
+        refused = mailer.send(mail)
+    except ServerUnavailable as exc:
+        job.failure = str(exc)
+        return str(exc)
+    except MessageRefused as exc:
+        job.failure, job.permanent = str(exc), exc.permanent
+        return None
+    if refused:
+        job.notes.append("refused recipients: " + ", ".join(refused))
+    return None
+
+
+def _record(
+    store: Store, jobs: list[_Job], now: datetime, settings: NotifySettings,
+    report: DeliveryReport,
+) -> None:
+    """Commit the outcome of ``jobs`` and the audit rows of unheld roles, in one transaction."""
+    if not jobs:
+        return
+    values = [_outcome(job, now, settings, report) for job in jobs]
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == bindparam("b_id"),
+               OutboxMessage.attempts == bindparam("b_attempts"))
+        .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+                last_error=bindparam("b_error"), sent_at=bindparam("b_sent_at"),
+                message_id=bindparam("b_message_id"))
+    )
+    with store.transaction() as session:
+        session.connection().execute(stmt, values)
+        session.add_all(_audits(jobs, now))
+
+
+def _outcome(job: _Job, now: datetime, settings: NotifySettings,
+             report: DeliveryReport) -> dict[str, Any]:
+    row = job.row
+    error = "; ".join(([job.failure] if job.failure else []) + job.notes) or None
+    values: dict[str, Any] = {
+        "b_id": row.id, "b_attempts": row.attempts, "b_error": error, "b_sent_at": None,
+        "b_message_id": None, "b_next": now,
+    }
+    if job.failure is None:
+        values.update(b_status=Status.SENT.value, b_sent_at=now, b_message_id=job.message_id)
+        report.sent += 1
+    elif job.permanent or row.attempts >= settings.max_attempts:
+        values["b_status"] = Status.DEAD.value
+        report.dead += 1
+        report.errors.append(f"outbox #{row.id} ({row.key}) dead: {job.failure}")
+        log.error("outbox #%s (%s) dead after %s attempt(s): %s", row.id, row.key,
+                  row.attempts, job.failure)
+    else:
+        values.update(b_status=Status.PENDING.value,
+                      b_next=now + timedelta(seconds=settings.backoff(row.attempts)))
+        report.retrying += 1
+    return values
+
+
+def _audits(jobs: list[_Job], now: datetime) -> list[AuditEntry]:
+    return [
+        AuditEntry(
+            at=now, actor=SYSTEM_ACTOR, actor_roles="", project_id=job.row.project_id,
+            entity_type="notification", entity=job.row.key[:100], trigger="missing_recipient",
+            from_state=None, to_state=None, accepted=True, guards=[], reason=note,
+        )
+        for job in jobs for note in job.notes if "nobody holds role" in note
+    ]

@@ -1,0 +1,270 @@
+"""The mail adapter: the only module that imports yagmail.
+
+:class:`Mailer` is the seam delivery talks to: ``open`` one connection, ``send`` each
+:class:`Mail` over it, ``close``. :class:`SmtpMailer` is the real one; :class:`FakeMailer`
+records messages for unit tests and can play a server that is down or refuses.
+
+yagmail opens the connection (SSL, STARTTLS or plain, optional login). Messages are composed
+here with the standard ``email`` package, because ``yagmail.SMTP.send`` reconnects for every
+message and derives its text part from the HTML; we send the composed bytes over yagmail's
+one open connection instead.
+
+Errors::
+
+    MailerError            base
+    ├── ServerUnavailable  cannot connect, or the connection dropped: retry everything left
+    └── MessageRefused     this message only (``permanent`` for 5xx answers)
+        └── HeaderInjection  a header value holds CR, LF or another control character
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import smtplib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime
+from typing import Any, Protocol
+
+from cep_engine.errors import ConfigError
+from cep_engine.notify.config import PASSWORD_ENV, NotifySettings
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_ADDRESS = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+$")
+
+
+class MailerError(Exception):
+    """A message could not be handed to the SMTP server."""
+
+
+class ServerUnavailable(MailerError):
+    """The server cannot be reached or dropped the connection; nothing more goes out now."""
+
+
+class MessageRefused(MailerError):
+    """The server (or our header check) refused this one message."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class HeaderInjection(MessageRefused):
+    """A header value would inject a line into the message header; never sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One email to send: recipients, subject, both bodies and its stable Message-ID."""
+
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    date: datetime
+    cc: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Every envelope recipient, To then Cc."""
+        return self.to + self.cc
+
+
+class Mailer(Protocol):
+    """What delivery needs from a mail transport."""
+
+    sender: str
+
+    def open(self) -> None:
+        """Connect (and log in); raise :class:`ServerUnavailable` when that fails."""
+
+    def send(self, mail: Mail) -> list[str]:
+        """Send ``mail``; return the recipients the server refused while accepting others."""
+
+    def close(self) -> None:
+        """Close the connection; never raises."""
+
+
+def message_id_for(key: str, sender: str) -> str:
+    """The Message-ID of the message with idempotency ``key``: the same key, the same id."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<cep.{digest}@{sender.rpartition('@')[2]}>"
+
+
+def check_header(name: str, value: str) -> str:
+    """``value``, or :class:`HeaderInjection` if it holds CR, LF or a control character."""
+    if _CONTROL.search(value):
+        raise HeaderInjection(f"header {name} holds a line break or control character; refused")
+    return value
+
+
+def check_address(value: str) -> str:
+    """A bare address (no display name, comma or line break), else :class:`HeaderInjection`."""
+    check_header("address", value)
+    if not _ADDRESS.match(value):
+        raise HeaderInjection(f"address {value!r} is not one bare address; refused")
+    return value
+
+
+def compose(mail: Mail, sender: str) -> EmailMessage:
+    """The MIME message: multipart/alternative with the text and the HTML part."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    headers = {
+        "From": check_address(sender),
+        "To": ", ".join(check_address(a) for a in mail.to),
+        "Subject": mail.subject,
+        "Date": format_datetime(mail.date),
+        "Message-ID": mail.message_id,
+        **mail.headers,
+    }
+    if mail.cc:
+        headers["Cc"] = ", ".join(check_address(a) for a in mail.cc)
+    for name, value in headers.items():
+        check_header(name, name)
+        msg[name] = check_header(name, value)
+    msg.set_content(mail.text)
+    msg.add_alternative(mail.html, subtype="html")
+    return msg
+
+
+def smtp_password(user: str) -> str:
+    """The SMTP password of ``user``: ``CEP_SMTP_PASSWORD``, else the keyring, else refuse."""
+    if secret := os.environ.get(PASSWORD_ENV):
+        return secret
+    try:
+        import keyring  # type: ignore[import-not-found,unused-ignore]
+
+        found = keyring.get_password("cep-engine", user)
+    except Exception:
+        found = None
+    if isinstance(found, str) and found:
+        return found
+    raise ConfigError(
+        f"SMTP login user {user} is set but no password: set {PASSWORD_ENV} in the environment "
+        f"(or `keyring set cep-engine {user}`)"
+    )
+
+
+class SmtpMailer:
+    """Sends over one SMTP connection, opened by yagmail, per delivery run."""
+
+    def __init__(self, settings: NotifySettings) -> None:
+        self.settings = settings
+        self.sender = settings.sender
+        self._password = smtp_password(settings.smtp_user) if settings.smtp_user else None
+        self._client: Any = None
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def open(self) -> None:
+        """Connect, STARTTLS or SSL as configured, and log in when a user is set."""
+        import yagmail  # type: ignore[import-untyped]
+
+        cfg = self.settings
+        try:
+            client = yagmail.SMTP(
+                user=cfg.smtp_user or self.sender, password=self._password,
+                host=cfg.smtp_host, port=cfg.smtp_port, smtp_ssl=cfg.smtp_security == "ssl",
+                smtp_starttls=cfg.smtp_security == "starttls",
+                smtp_skip_login=not cfg.smtp_user, soft_email_validation=False,
+                timeout=cfg.smtp_timeout_seconds,
+            )
+            client.set_logging(None)
+            client.login()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ServerUnavailable(
+                f"cannot reach SMTP server {cfg.smtp_host}:{cfg.smtp_port}: "
+                f"{type(exc).__name__}: {self._scrub(str(exc))}"
+            ) from None
+        self._client = client
+
+    def send(self, mail: Mail) -> list[str]:
+        """Send ``mail`` over the open connection; classify what the server says."""
+        data = compose(mail, self.sender).as_bytes()
+        if self._client is None:
+            raise ServerUnavailable("no open SMTP connection")
+        try:
+            refused = self._client.smtp.sendmail(self.sender, list(mail.recipients), data)
+        except smtplib.SMTPServerDisconnected as exc:
+            self._client = None
+            raise ServerUnavailable(f"SMTP server disconnected: {self._scrub(str(exc))}") from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise MessageRefused(
+                f"every recipient refused: {_answers(exc.recipients)}",
+                permanent=all(c >= 500 for c in codes),
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            answer = exc.smtp_error.decode(errors="replace") if isinstance(
+                exc.smtp_error, bytes) else str(exc.smtp_error)
+            raise MessageRefused(
+                f"server answered {exc.smtp_code} {self._scrub(answer)}",
+                permanent=exc.smtp_code >= 500,
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self._client = None
+            raise ServerUnavailable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
+        return sorted(refused)
+
+    def close(self) -> None:
+        """Say QUIT; ignore a connection that is already gone."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+def _answers(refused: Mapping[str, tuple[int, bytes]]) -> str:
+    return "; ".join(
+        f"{addr}: {code} {msg.decode(errors='replace')}" for addr, (code, msg) in refused.items()
+    )
+
+
+@dataclass
+class FakeMailer:
+    """An in-memory mailer for unit tests, composing exactly as :class:`SmtpMailer` does."""
+
+    sender: str = "cep-engine@cts.wa.gov"
+    down: bool = False
+    refuse: set[str] = field(default_factory=set)
+    reject_subject: str | None = None
+    sent: list[EmailMessage] = field(default_factory=list)
+    connections: int = 0
+    is_open: bool = False
+
+    def open(self) -> None:
+        """Connect, unless the fake server is ``down``."""
+        if self.down:
+            raise ServerUnavailable("cannot reach SMTP server (fake server is down)")
+        self.connections += 1
+        self.is_open = True
+
+    def send(self, mail: Mail) -> list[str]:
+        """Record ``mail``; refuse addresses in ``refuse`` and subjects containing
+        ``reject_subject``."""
+        msg = compose(mail, self.sender)
+        if not self.is_open:
+            raise ServerUnavailable("no open connection")
+        if self.reject_subject and self.reject_subject in mail.subject:
+            raise MessageRefused("server answered 554 message refused", permanent=True)
+        accepted = [a for a in mail.recipients if a not in self.refuse]
+        if not accepted:
+            raise MessageRefused("every recipient refused: 550 no such user", permanent=True)
+        self.sent.append(msg)
+        return sorted(set(mail.recipients) - set(accepted))
+
+    def close(self) -> None:
+        """Close the fake connection."""
+        self.is_open = False

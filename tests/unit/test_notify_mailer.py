@@ -1,0 +1,134 @@
+"""The mail adapter: composition, header injection, Message-ID, password handling."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email import policy
+
+import pytest
+
+from cep_engine.errors import ConfigError
+from cep_engine.notify.config import NotifySettings
+from cep_engine.notify.mailer import (
+    FakeMailer,
+    HeaderInjection,
+    Mail,
+    MessageRefused,
+    ServerUnavailable,
+    SmtpMailer,
+    compose,
+    message_id_for,
+    smtp_password,
+)
+from cep_engine.settings import load_settings
+
+NOW = datetime(2026, 11, 2, 17, 0, tzinfo=UTC)
+
+
+def _mail(**over: object) -> Mail:
+    values: dict[str, object] = {
+        "to": ("a@cts.wa.gov",), "cc": ("b@cts.wa.gov",), "subject": "Hello",
+        "text": "plain body\n", "html": "<p>html body</p>",
+        "message_id": message_id_for("k:1", "cep@cts.wa.gov"), "date": NOW,
+    }
+    values.update(over)
+    return Mail(**values)  # type: ignore[arg-type]
+
+
+def test_message_id_is_derived_from_the_key_only() -> None:
+    one = message_id_for("escalation:7:project_sponsor:0", "cep@cts.wa.gov")
+    assert one == message_id_for("escalation:7:project_sponsor:0", "cep@cts.wa.gov")
+    assert one != message_id_for("escalation:7:executive_sponsor:0", "cep@cts.wa.gov")
+    assert one.startswith("<cep.") and one.endswith("@cts.wa.gov>")
+
+
+def test_compose_makes_multipart_alternative_with_both_parts() -> None:
+    raw = compose(_mail(), "cep@cts.wa.gov").as_bytes()
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["To"] == "a@cts.wa.gov" and msg["Cc"] == "b@cts.wa.gov"
+    assert msg["Message-ID"] == message_id_for("k:1", "cep@cts.wa.gov")
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.replace("\r\n", "\n") == "plain body\n"
+    assert "<p>html body</p>" in msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("subject", "Hi\r\nBcc: evil@example.com"),
+    ("subject", "Hi\nX-Evil: 1"),
+    ("subject", "Hi\rthere"),
+    ("subject", "nul\x00"),
+    ("to", ("a@cts.wa.gov\r\nBcc: evil@example.com",)),
+    ("to", ("a@cts.wa.gov, evil@example.com",)),
+    ("cc", ("Evil <evil@example.com>",)),
+    ("message_id", "<x@y>\r\nBcc: evil@example.com"),
+    ("headers", {"X-CEP-Key": "k\nBcc: e@x.org"}),
+])
+def test_header_injection_is_refused(field: str, value: object) -> None:
+    with pytest.raises(HeaderInjection) as err:
+        compose(_mail(**{field: value}), "cep@cts.wa.gov")
+    assert err.value.permanent
+
+
+def test_fake_mailer_follows_the_protocol() -> None:
+    fake = FakeMailer(refuse={"b@cts.wa.gov"})
+    with pytest.raises(ServerUnavailable):
+        fake.send(_mail())
+    fake.open()
+    assert fake.send(_mail()) == ["b@cts.wa.gov"]
+    with pytest.raises(MessageRefused):
+        fake.send(_mail(to=("b@cts.wa.gov",), cc=()))
+    fake.close()
+    assert len(fake.sent) == 1 and fake.connections == 1
+    with pytest.raises(ServerUnavailable):
+        FakeMailer(down=True).open()
+
+
+def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CEP_SMTP_PASSWORD", "s3cret-pw")
+    assert smtp_password("mailer@cts.wa.gov") == "s3cret-pw"
+    monkeypatch.delenv("CEP_SMTP_PASSWORD")
+    with pytest.raises(ConfigError, match="CEP_SMTP_PASSWORD") as err:
+        SmtpMailer(NotifySettings(smtp_user="mailer@cts.wa.gov"))
+    assert "s3cret" not in err.value.message
+
+
+def test_password_in_a_config_file_is_refused_without_echoing_it(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "cep.toml"
+    path.write_text('[notify]\nsmtp_host = "mail"\nsmtp_password = "hunter2-secret"\n')
+    with pytest.raises(ConfigError, match="CEP_SMTP_PASSWORD") as err:
+        load_settings(path)
+    assert "hunter2" not in err.value.message
+
+
+def test_unreachable_server_is_server_unavailable_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CEP_SMTP_PASSWORD", "pw-never-shown")
+    mailer = SmtpMailer(NotifySettings(smtp_host="127.0.0.1", smtp_port=port,
+                                       smtp_security="plain", smtp_user="u@cts.wa.gov",
+                                       smtp_timeout_seconds=2))
+    with pytest.raises(ServerUnavailable) as err:
+        mailer.open()
+    assert "pw-never-shown" not in str(err.value)
+    mailer.close()
+
+
+def test_settings_backoff_doubles_and_caps() -> None:
+    cfg = NotifySettings(backoff_seconds=60, backoff_max_seconds=600)
+    assert [cfg.backoff(n) for n in range(1, 6)] == [60, 120, 240, 480, 600]
+
+
+def test_notify_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CEP_NOTIFY__SMTP_PORT", "2525")
+    monkeypatch.setenv("CEP_NOTIFY__SMTP_SECURITY", "ssl")
+    cfg = load_settings().notify
+    assert (cfg.smtp_port, cfg.smtp_security) == (2525, "ssl")
