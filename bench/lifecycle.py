@@ -19,6 +19,7 @@ import argparse
 import gc
 import os
 import shlex
+import signal
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from pathlib import Path
 from sqlalchemy import Engine, bindparam, create_engine, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
+from cep_engine.notify.outbox import Kind, outbox_row
 from cep_engine.services.projects import fire_phase
 from cep_engine.states import Phase, Stage
 from cep_engine.store.db import Store
@@ -40,6 +42,7 @@ from cep_engine.store.migrate import upgrade
 from cep_engine.store.models import (
     AuditEntry,
     CustomerSignoff,
+    OutboxMessage,
     Person,
     Project,
     ReadinessGuide,
@@ -129,11 +132,21 @@ AUDIT_ROW = insert(AUDIT)
 GUARDS = [{"guard": "core_roles_assigned", "passed": True, "detail": None}]
 
 
+OUTBOX_ROW = insert(OutboxMessage.metadata.tables[OutboxMessage.__tablename__])
+OUTBOX = {"on": False}
+"""Whether the baseline also queues an outbox row: set when the service is seen to."""
+
+
 def baseline_step(engine: Engine, pid: int, key: str, step: int, now: datetime) -> None:
     """The same writes as one accepted ``advance`` in plain Core: versioned UPDATE + audit
-    row, one transaction."""
+    row (+ the outbox row, when the service queues one), one transaction."""
     source, dest = LIFECYCLE[step].value, LIFECYCLE[step + 1].value
     with engine.begin() as conn:
+        if OUTBOX["on"]:
+            conn.execute(OUTBOX_ROW, outbox_row(
+                key=f"phase:{pid}:{step + 2}", kind=Kind.PHASE_CHANGED, project_id=pid,
+                now=now, to_roles=["client_liaison"], cc_roles=["senior_pm"],
+                context={"from_phase": source, "to_phase": dest, "trigger": "advance"}))
         done = conn.execute(ADVANCE, {"pid": pid, "old_version": step + 1, "dest": dest,
                                       "new_version": step + 2, "now": now})
         if done.rowcount != 1:
@@ -168,6 +181,10 @@ def run(store: Store, count: int, out: Callable[[str], None]) -> tuple[Timings, 
         for i, pid in enumerate(sorted(warm_b), start=1):
             baseline_step(engine, pid, f"WRB-{i:06d}", step, NOW)
 
+    with engine.connect() as conn:
+        OUTBOX["on"] = bool(conn.scalar(select(func.count()).select_from(OutboxMessage)))
+    out("baseline writes per transition: versioned UPDATE + audit row"
+        + (" + outbox row (the service queues one)" if OUTBOX["on"] else ""))
     service, baseline = Timings(), Timings()
     gc.collect()
     for step in range(4):
@@ -268,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-url", default=os.environ.get("CEP_TEST_POSTGRES_URL", PG_URL),
                         help="an existing database; the benchmark creates and drops its own")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still drop the bench database
 
     def out(line: str) -> None:
         print(line, flush=True)
