@@ -347,8 +347,8 @@ class ProjectMachine(RuleBasedStateMachine):
                 "SELECT count(*), coalesce(sum(CASE WHEN accepted THEN 0 ELSE 1 END), 0) "
                 "FROM audit_log")).one()
             phase = conn.execute(text("SELECT phase, held_from FROM projects")).one()
-            guides: dict[str, str] = dict(
-                conn.execute(text("SELECT stage, state FROM readiness_guides")).tuples().all())
+            guides = {str(stage): str(state) for stage, state in conn.execute(
+                text("SELECT stage, state FROM readiness_guides"))}
             tasks = conn.execute(text(
                 "SELECT g.stage, t.done_at IS NOT NULL FROM readiness_tasks t "
                 "JOIN readiness_guides g ON g.id = t.guide_id ORDER BY g.stage, t.number")).all()
