@@ -11,17 +11,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, cast
 
 from cep_engine.settings import Settings, load_settings
 from cep_engine.store.db import Store
 
-console = Console(highlight=False)
-if not console.is_terminal:
-    console.width = 160
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """Stands for the rich ``Console``, built (and rich imported, ~0.1-0.2 s) on first use:
+    ``--json`` output never needs it."""
+
+    _real: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            from rich.console import Console
+
+            real = Console(highlight=False)
+            if not real.is_terminal:
+                real.width = 160
+            type(self)._real = real
+        return getattr(self._real, name)
+
+
+console = cast("Console", _LazyConsole())
 
 
 @dataclass
@@ -57,6 +73,8 @@ def emit_json(data: Any) -> None:
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Print a rich table."""
+    from rich.table import Table
+
     out = Table(title=title, title_justify="left", show_lines=False)
     for col in columns:
         out.add_column(col)
