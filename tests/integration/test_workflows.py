@@ -1,0 +1,344 @@
+"""The Prefect flows against a real Prefect server (SQLite, its home in a temp folder).
+
+One server and one ``cep serve`` process for the whole module: the server is started the way
+``cep up`` starts it; ``cep serve`` serves the deployments and runs the flow runs created
+through the API, on a SQLite database of this module (each test uses a project of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from cep_engine.cli._prefect_env import QUIET, LocalServer, healthy
+from cep_engine.services import projects, readiness
+from cep_engine.settings import load_settings
+from cep_engine.states import Stage
+from cep_engine.store.db import Store
+from cep_engine.store.models import Base
+from tests.conftest import COORD, NOW, PM, audit_count, snapshot, staff_project
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Engine:
+    """The module's Prefect API and the database its ``cep serve`` runs flows on."""
+
+    api: str
+    db_url: str
+    store: Store
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Engine]:
+    home = tmp_path_factory.mktemp("prefect")
+    db = home / "cep.db"
+    shutil.copy(sqlite_template, db)
+    db_url = f"sqlite:///{db}"
+    server = LocalServer(home=home / "server", port=free_port())
+    server.start()
+    serving: subprocess.Popen[bytes] | None = None
+    with pytest.MonkeyPatch.context() as mp:
+        try:
+            server.wait_healthy(240)
+            env = {**QUIET, "PREFECT_API_URL": server.api, "PREFECT_HOME": str(home / "client"),
+                   "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+            for name, value in env.items():
+                mp.setenv(name, value)
+            serving = _serve(home, db_url)
+            with _prefect_settings(server.api, home / "client"):
+                _wait_for_deployments(serving, home)
+                store = Store.from_url(db_url)
+                yield Engine(api=server.api, db_url=db_url, store=store)
+                store.dispose()
+        finally:
+            if serving is not None:
+                serving.terminate()
+                serving.wait(30)
+            server.stop()
+
+
+def _serve(home: Path, db_url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CEP_DATABASE_URL": db_url}
+    with (home / "serve.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "cep_engine.cli", "serve"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+class _prefect_settings:
+    """Point Prefect at the module's server even if it was imported before the env was set."""
+
+    def __init__(self, api: str, home: Path) -> None:
+        import prefect.settings as ps
+
+        self._cm = ps.temporary_settings(updates={ps.PREFECT_API_URL: api, ps.PREFECT_HOME: home})
+
+    def __enter__(self) -> None:
+        self._cm.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+
+
+def _wait_for_deployments(serving: subprocess.Popen[bytes], home: Path) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if serving.poll() is not None:
+            pytest.fail(f"cep serve exited: {(home / 'serve.log').read_text()[-2000:]}")
+        if len(_deployments()) >= 2:
+            return
+        time.sleep(0.5)
+    pytest.fail("cep serve did not register its deployments in time")
+
+
+def _deployments() -> dict[str, Any]:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        found = client.read_deployments()
+        flows = {f.id: f.name for f in client.read_flows()}
+    return {f"{flows[d.flow_id]}/{d.name}": d for d in found}
+
+
+def _run_deployment(name: str, **parameters: Any) -> Any:
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(name, parameters=parameters, timeout=120, poll_interval=0.5)
+    assert run.state is not None and run.state.is_final(), run.state
+    return run
+
+
+def _logs(run_id: Any) -> list[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return [log.message for log in logs]
+
+
+def _events(name: str, resource_id: str, tries: int = 40) -> list[Any]:
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    event_filter = EventFilter(event=EventNameFilter(name=[name]),
+                               resource=EventResourceFilter(id=[resource_id]))
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            page = await client.read_events(filter=event_filter, limit=10)
+            return list(page.events)
+
+    for _ in range(tries):
+        if found := asyncio.run(read()):
+            return found
+        time.sleep(0.25)
+    return []
+
+
+def test_deployments_exist_with_enum_choices(engine: Engine) -> None:
+    found = _deployments()
+    phase, review = found["phase-transition/cep"], found["readiness-review/cep"]
+    schema = phase.parameter_openapi_schema
+    assert schema["required"] == ["project", "trigger", "actor"]
+    assert schema["definitions"]["PhaseTrigger"]["enum"] == ["advance", "hold", "resume",
+                                                             "cancel"]
+    defs = review.parameter_openapi_schema["definitions"]
+    assert defs["ReviewAction"]["enum"] == ["submit", "validate", "return"]
+    assert defs["Stage"]["enum"] == [s.value for s in Stage]
+    assert not phase.paused and not phase.schedules and not review.schedules
+    assert "cep-engine" in phase.tags
+
+
+def test_schedules_come_from_settings(engine: Engine) -> None:
+    from prefect import get_client
+
+    from workflows.phase_transition import phase_transition
+    from workflows.serve import Served, reminders_schedule, sweep_schedule
+
+    settings = load_settings(schedules={"sweep_every_minutes": 7})
+    for builder, name in ((sweep_schedule, "sweep-check"), (reminders_schedule, "cron-check")):
+        deployment = Served(phase_transition, builder).deployment(settings)
+        deployment.name = name
+        deployment_id = deployment.apply()
+        with get_client(sync_client=True) as client:
+            stored = client.read_deployment(deployment_id)
+            client.delete_deployment(deployment_id)
+        schedule = stored.schedules[0].schedule
+        if name == "sweep-check":
+            assert schedule.interval == timedelta(minutes=7)
+        else:
+            assert (schedule.cron, schedule.timezone) == ("0 7 * * *", "America/Los_Angeles")
+
+
+def test_defaults_of_the_scheduled_flows() -> None:
+    from workflows.serve import delivery_schedule, risk_schedule, sweep_schedule
+
+    settings = load_settings()
+    assert sweep_schedule(settings).interval == timedelta(minutes=5)
+    assert delivery_schedule(settings).interval == timedelta(minutes=1)
+    assert risk_schedule(settings).interval == timedelta(hours=1)
+
+
+def test_run_created_through_the_api_changes_the_database(engine: Engine) -> None:
+    key = staff_project(engine.store, "SDC-101")
+    run = _run_deployment("phase-transition/cep", project=key, trigger="advance", actor=PM,
+                          reason="kick-off held")
+    assert run.state.is_completed()
+    with engine.store.reading() as session:
+        phase = session.execute(text("SELECT phase FROM projects WHERE key = :k"),
+                                {"k": key}).scalar_one()
+    assert phase == "planning"
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(run.id)
+    assert stored.name == f"{key} initiation->planning by {PM}"
+    assert {f"project:{key}", "change:phase", "trigger:advance"} <= set(stored.tags)
+    events = _events("cep.phase.changed", f"cep.project.{key}")
+    assert events and events[0].payload["to"] == "planning"
+
+
+def test_refused_transition_fails_the_run_and_changes_nothing(engine: Engine) -> None:
+    key = staff_project(engine.store, "SDC-102")
+    projects.fire_phase(engine.store, key, "advance", actor=PM, now=NOW)
+    before, refusals = snapshot(engine.store), audit_count(engine.store, accepted=False)
+    run = _run_deployment("phase-transition/cep", project=key, trigger="advance", actor=PM)
+    assert run.state.is_failed()
+    assert "pre_cutover" in (run.state.message or "")
+    assert "\n" not in (run.state.message or "")
+    assert snapshot(engine.store) == before
+    assert audit_count(engine.store, accepted=False) == refusals + 1
+    assert not any("Traceback" in line for line in _logs(run.id))
+
+
+def test_checklist_review_as_flow_runs(engine: Engine) -> None:
+    from workflows._support import run_in_process
+    from workflows.readiness_review import readiness_review
+
+    key = staff_project(engine.store, "SDC-103")
+    _finish_tasks(engine.store, key)
+    settings = load_settings(database_url=engine.db_url)
+    out, run_id = run_in_process(readiness_review, settings, {
+        "project": key, "stage": "pre_cutover", "action": "submit", "actor": COORD,
+        "signer": "Casey Coord", "attestation": "All tasks done."})
+    assert out["version"] == 1 and run_id is not None
+    out, _ = run_in_process(readiness_review, settings, {
+        "project": key, "stage": "pre_cutover", "action": "return", "actor": PM,
+        "comment": "Attach the network diagram."})
+    assert out["state"] == "returned"
+    assert _events("cep.checklist.returned", f"cep.project.{key}")
+
+
+def _finish_tasks(store: Store, key: str, stage: str = "pre_cutover") -> None:
+    with store.reading() as session:
+        count = session.execute(text(
+            "SELECT count(*) FROM readiness_tasks t JOIN readiness_guides g ON g.id = t.guide_id "
+            "JOIN projects p ON p.id = g.project_id WHERE p.key = :k AND g.stage = :s"),
+            {"k": key, "s": stage}).scalar_one()
+    if count == 0:
+        readiness.add_task(store, key, stage, "Confirm the cutover window", actor=PM, now=NOW)
+        count = 1
+    for number in range(1, count + 1):
+        readiness.set_task_done(store, key, stage, number, actor=COORD, now=NOW)
+
+
+STEPS: list[tuple[str, ...]] = [
+    ("phase", "advance", "{key}", "--actor", PM),
+    ("checklist", "submit", "{key}", "pre_cutover", "--actor", COORD, "--signer", "Casey",
+     "--attest", "Every task is done."),
+    ("checklist", "return", "{key}", "pre_cutover", "--actor", PM, "--comment", "Redo #1"),
+    ("phase", "cancel", "{key}", "--actor", PM),
+    ("phase", "advance", "{key}", "--actor", PM),
+    ("phase", "hold", "{key}", "--actor", PM, "--reason", "budget"),
+    ("phase", "resume", "{key}", "--actor", PM),
+]
+
+
+def _walk(db_url: str, key: str, local: bool) -> list[str]:
+    from typer.testing import CliRunner
+
+    from cep_engine.cli.app import app
+
+    outcomes = []
+    for step in STEPS:
+        args = ["--database-url", db_url, *(a.format(key=key) for a in step)]
+        result = CliRunner().invoke(app, [*args, *(["--local"] if local else [])])
+        outcomes.append(type(result.exception).__name__ if result.exception else "ok")
+    return outcomes
+
+
+def _no_time(value: Any) -> Any:
+    """``value`` with every instant (a datetime, or an ISO string of one) replaced."""
+    if isinstance(value, datetime):
+        return "<time>"
+    if isinstance(value, dict):
+        return {k: _no_time(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_time(v) for v in value]
+    if isinstance(value, str) and len(value) >= 19 and value[10] in "T ":
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return "<time>"
+    return value
+
+
+def _timeless(store: Store) -> dict[str, Any]:
+    """Every row of every table, the audit trail included, without the instants."""
+    out: dict[str, Any] = {}
+    with store.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = conn.execute(table.select()).mappings().all()
+            out[table.name] = sorted(repr(_no_time(dict(row))) for row in rows)
+    return out
+
+
+def test_flow_runs_and_local_runs_leave_the_same_state(
+    engine: Engine, sqlite_template: Path, tmp_path: Path
+) -> None:
+    urls = {}
+    for path_name in ("flows", "local"):
+        path = tmp_path / f"{path_name}.db"
+        shutil.copy(sqlite_template, path)
+        urls[path_name] = f"sqlite:///{path}"
+        store = Store.from_url(urls[path_name])
+        staff_project(store, "SDC-104")
+        _finish_tasks(store, "SDC-104")
+        store.dispose()
+    assert os.environ["PREFECT_API_URL"] == engine.api
+    via_flows = _walk(urls["flows"], "SDC-104", local=False)
+    local = _walk(urls["local"], "SDC-104", local=True)
+    assert via_flows == local
+    assert "PermissionDenied" in local and local.count("ok") == 5
+    stores = {name: Store.from_url(url) for name, url in urls.items()}
+    try:
+        assert _timeless(stores["flows"]) == _timeless(stores["local"])
+    finally:
+        for store in stores.values():
+            store.dispose()
+
+
+def test_server_of_the_module_is_healthy(engine: Engine) -> None:
+    assert healthy(engine.api)
