@@ -51,16 +51,6 @@ class Claimed:
     context: dict[str, Any]
     attempts: int
 
-    @classmethod
-    def of(cls, row: OutboxMessage, *, attempts: int) -> Claimed:
-        """Snapshot of ``row``; ``attempts`` counts this run's attempt."""
-        return cls(
-            id=row.id, key=row.idempotency_key, kind=row.kind, project_id=row.project_id,
-            to_roles=tuple(row.to_roles), cc_roles=tuple(row.cc_roles),
-            to_addresses=tuple(row.to_addresses), context=dict(row.context),
-            attempts=attempts,
-        )
-
 
 @dataclass
 class Facts:

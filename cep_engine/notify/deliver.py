@@ -81,8 +81,10 @@ class _Job:
 def claim(store: Store, *, now: datetime, limit: int, lease_seconds: int) -> list[Claimed]:
     """Claim up to ``limit`` due pending messages for this run (see the module docstring)."""
     with store.transaction() as session:
+        m = OutboxMessage
         query = (
-            select(OutboxMessage)
+            select(m.id, m.idempotency_key, m.kind, m.project_id, m.to_roles, m.cc_roles,
+                   m.to_addresses, m.context, m.attempts)
             .where(OutboxMessage.status == Status.PENDING.value,
                    OutboxMessage.next_attempt_at <= now)
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
@@ -90,7 +92,7 @@ def claim(store: Store, *, now: datetime, limit: int, lease_seconds: int) -> lis
         )
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        rows = list(session.scalars(query))
+        rows = session.execute(query).all()
         if not rows:
             return []
         session.execute(
@@ -100,9 +102,9 @@ def claim(store: Store, *, now: datetime, limit: int, lease_seconds: int) -> lis
                     next_attempt_at=now + timedelta(seconds=lease_seconds))
             .execution_options(synchronize_session=False)
         )
-        claimed = [Claimed.of(r, attempts=r.attempts + 1) for r in rows]
-        session.expunge_all()
-        return claimed
+        return [Claimed(r.id, r.idempotency_key, r.kind, r.project_id, tuple(r.to_roles),
+                        tuple(r.cc_roles), tuple(r.to_addresses), dict(r.context),
+                        r.attempts + 1) for r in rows]
 
 
 def deliver(

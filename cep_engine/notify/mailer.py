@@ -19,6 +19,7 @@ Errors::
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
 import os
@@ -27,8 +28,10 @@ import smtplib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email import message_from_bytes
+from email import policy as email_policy
+from email.header import Header
+from email.message import Message
 from email.utils import format_datetime
 from typing import Any, Protocol
 
@@ -117,25 +120,48 @@ def check_address(value: str) -> str:
     return value
 
 
-def compose(mail: Mail, sender: str) -> EmailMessage:
-    """The MIME message: multipart/alternative with the text and the HTML part."""
-    msg = EmailMessage(policy=SMTP_POLICY)
+def compose(mail: Mail, sender: str) -> bytes:
+    """The message on the wire: multipart/alternative with the text and the HTML part.
+
+    Every header value is checked first. The layout is fixed (two quoted-printable UTF-8
+    parts), so it is written directly: the ``email`` package's generator costs a few
+    milliseconds a message, this a few dozen microseconds. Tests parse the result with the
+    ``email`` package.
+    """
     headers = {
         "From": check_address(sender),
         "To": ", ".join(check_address(a) for a in mail.to),
+        **({"Cc": ", ".join(check_address(a) for a in mail.cc)} if mail.cc else {}),
         "Subject": mail.subject,
         "Date": format_datetime(mail.date),
         "Message-ID": mail.message_id,
         **mail.headers,
     }
-    if mail.cc:
-        headers["Cc"] = ", ".join(check_address(a) for a in mail.cc)
-    for name, value in headers.items():
-        check_header(name, name)
-        msg[name] = check_header(name, value)
-    msg.set_content(mail.text)
-    msg.add_alternative(mail.html, subtype="html")
-    return msg
+    boundary = "=_cep_" + hashlib.sha1(mail.message_id.encode()).hexdigest()[:24]
+    lines = [f"{check_header(n, n)}: {_header_value(n, v)}" for n, v in headers.items()]
+    lines += ["MIME-Version: 1.0",
+              f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
+    head = "\r\n".join(lines).encode("ascii")
+    return b"".join([
+        head, b"\r\n", _part(boundary, "plain", mail.text), _part(boundary, "html", mail.html),
+        f"--{boundary}--\r\n".encode("ascii"),
+    ])
+
+
+def _header_value(name: str, value: str) -> str:
+    check_header(name, value)
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode().replace("\n", "\r\n")
+
+
+def _part(boundary: str, subtype: str, body: str) -> bytes:
+    data = binascii.b2a_qp(body.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return b"".join([
+        f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii"),
+        data.replace(b"\n", b"\r\n"), b"\r\n",
+    ])
 
 
 def smtp_password(user: str) -> str:
@@ -192,7 +218,7 @@ class SmtpMailer:
 
     def send(self, mail: Mail) -> list[str]:
         """Send ``mail`` over the open connection; classify what the server says."""
-        data = compose(mail, self.sender).as_bytes()
+        data = compose(mail, self.sender)
         if self._client is None:
             raise ServerUnavailable("no open SMTP connection")
         try:
@@ -240,7 +266,7 @@ class FakeMailer:
     down: bool = False
     refuse: set[str] = field(default_factory=set)
     reject_subject: str | None = None
-    sent: list[EmailMessage] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
     connections: int = 0
     is_open: bool = False
 
@@ -254,7 +280,7 @@ class FakeMailer:
     def send(self, mail: Mail) -> list[str]:
         """Record ``mail``; refuse addresses in ``refuse`` and subjects containing
         ``reject_subject``."""
-        msg = compose(mail, self.sender)
+        msg = message_from_bytes(compose(mail, self.sender), policy=email_policy.default)
         if not self.is_open:
             raise ServerUnavailable("no open connection")
         if self.reject_subject and self.reject_subject in mail.subject:

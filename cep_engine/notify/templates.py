@@ -15,6 +15,7 @@ messages).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,7 +69,7 @@ class Templates:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.env.filters["when"] = self._when
+        self.env.filters["when"] = functools.lru_cache(maxsize=4096)(self._when)
 
     def _when(self, value: str | datetime | None) -> str:
         if not value:

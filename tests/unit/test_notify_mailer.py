@@ -44,7 +44,7 @@ def test_message_id_is_derived_from_the_key_only() -> None:
 
 
 def test_compose_makes_multipart_alternative_with_both_parts() -> None:
-    raw = compose(_mail(), "cep@cts.wa.gov").as_bytes()
+    raw = compose(_mail(), "cep@cts.wa.gov")
     msg = email.message_from_bytes(raw, policy=policy.default)
     assert msg["To"] == "a@cts.wa.gov" and msg["Cc"] == "b@cts.wa.gov"
     assert msg["Message-ID"] == message_id_for("k:1", "cep@cts.wa.gov")
@@ -132,3 +132,13 @@ def test_notify_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CEP_NOTIFY__SMTP_SECURITY", "ssl")
     cfg = load_settings().notify
     assert (cfg.smtp_port, cfg.smtp_security) == (2525, "ssl")
+
+
+def test_non_ascii_subject_and_bodies_survive_the_wire_format() -> None:
+    raw = compose(_mail(subject="Révision — été", text="Zoë ✓\n", html="<p>Zoë ✓</p>"),
+                  "cep@cts.wa.gov")
+    assert raw.isascii()
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["Subject"] == "Révision — été"
+    assert "Zoë ✓" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "<p>Zoë ✓</p>" in msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
