@@ -10,7 +10,11 @@ compete with the client for the GIL. A third run sends to a mailer that composes
 not send, which isolates rendering plus outbox bookkeeping per message. Each figure is the
 best of ``--repeat`` runs.
 
-    .venv/bin/python bench/deliver.py [--messages 5000] [--repeat 3] [--database-url URL]
+    .venv/bin/python bench/deliver.py [--messages 5000] [--repeat 3] [--pg-url ADMIN_URL]
+
+With ``--pg-url`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) the outbox is
+in a database ``cep_bench_<random>`` created on that server and dropped at the end; without
+it, in a temporary SQLite file.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.engine import make_url
 
 from cep_engine.guides import load_guides
 from cep_engine.notify.config import NotifySettings
@@ -40,7 +46,7 @@ from cep_engine.services import projects
 from cep_engine.settings import REPO_CONFIG_DIR
 from cep_engine.store.db import Store
 from cep_engine.store.migrate import upgrade
-from cep_engine.store.models import Base, OutboxMessage, Project
+from cep_engine.store.models import OutboxMessage, Project
 
 NOW = datetime(2026, 11, 2, 17, 0, tzinfo=UTC)
 SENDER = "cep-engine@cts.wa.gov"
@@ -82,10 +88,6 @@ class ComposeOnly:
 def setup(url: str | None, workdir: Path, n: int) -> Store:
     store = Store.from_url(url or f"sqlite:///{workdir / 'bench.db'}")
     upgrade(store)
-    if store.engine.dialect.name == "postgresql":
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with store.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     for email in STAFF:
         projects.add_person(store, email, email.split("@")[0].title(), now=NOW)
     projects.create_project(store, "SDC-001", "Bench", "Department of Licensing",
@@ -102,6 +104,22 @@ def setup(url: str | None, workdir: Path, n: int) -> Store:
                                to_roles=["client_liaison", "implementation_coordinator"],
                                cc_roles=["senior_pm"]) for i in range(n)])
     return store
+
+
+def create_pg_database(admin_url: str) -> str:
+    name = f"cep_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(admin_url: str, url: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def reset(store: Store) -> None:
@@ -146,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--pg-url", default=None)
     args = parser.parse_args()
     n = args.messages
     workdir = Path(tempfile.mkdtemp(prefix="cep-bench-"))
@@ -154,8 +172,9 @@ def main() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = start_server(port)
+    db_url = create_pg_database(args.pg_url) if args.pg_url else None
     try:
-        store = setup(args.database_url, workdir, n)
+        store = setup(db_url, workdir, n)
         cfg = NotifySettings(smtp_host="127.0.0.1", smtp_port=port, smtp_security="plain",
                              sender=SENDER, batch_size=n, digest_threshold=n + 1)
         wire = wire_messages(store, cfg)
@@ -169,6 +188,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+        if args.pg_url and db_url:
+            drop_pg_database(args.pg_url, db_url)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
