@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import get_client
+from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
@@ -72,6 +73,9 @@ async def label_run(name: str, tags: Sequence[str]) -> None:
         return
     run = ctx.flow_run
     merged = list(dict.fromkeys([*run.tags, *tags]))
+    if isinstance(ctx.client, PrefectClient):
+        await ctx.client.update_flow_run(run.id, name=name, tags=merged)
+        return
     async with get_client() as client:
         await client.update_flow_run(run.id, name=name, tags=merged)
 
@@ -101,3 +105,14 @@ def run_in_process(
         return await state.aresult(), state.state_details.flow_run_id
 
     return asyncio.run(go())
+
+
+def flush() -> None:
+    """Send the run logs and events still queued in this process (before its API goes)."""
+    from prefect._internal.concurrency.services import QueueService
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        assert issubclass(service, QueueService)
+        service.drain_all(timeout=10)

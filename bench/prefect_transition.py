@@ -1,0 +1,146 @@
+"""A phase transition as a Prefect flow run, against the same transition called in-process.
+
+A local Prefect server (SQLite, a temporary PREFECT_HOME) is started the way ``cep up`` starts
+it, unless ``PREFECT_API_URL`` names one. On a temporary SQLite cep-engine database, one staffed
+project is put on hold and resumed, alternately, N times through ``workflows.phase_transition``
+(the async ``phase-transition`` flow: flow run created on the server, states, the service
+call, the ``cep.phase.changed`` event, the run renamed and tagged), and N times through
+``services.projects.fire_phase`` directly (the baseline). Both run in the same process,
+interleaved in chunks, after a warm-up. Reports p50/p99 per transition and the ratio of p50s.
+
+    .venv/bin/python bench/prefect_transition.py --runs 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cep_engine.cli._prefect_env import LocalServer, api_url, quiet
+from cep_engine.settings import load_settings
+from cep_engine.store.db import Store
+from cep_engine.store.migrate import upgrade
+
+PM = "pat.pm@cts.wa.gov"
+TRIGGERS = ("hold", "resume")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _staff(store: Store) -> None:
+    from tests.conftest import staff_project
+
+    staff_project(store, "SDC-900")
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _report(name: str, values: list[float]) -> None:
+    print(f"{name:<22} n={len(values):<4} p50 {1000 * statistics.median(values):8.1f} ms"
+          f"   p99 {1000 * _pct(values, 0.99):8.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=60, help="transitions per path")
+    parser.add_argument("--chunk", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cep-bench-prefect-"))
+    server: LocalServer | None = None
+    try:
+        quiet(os.environ)
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+        os.environ.setdefault("PREFECT_HOME", str(work / "client"))
+        if api_url() is None:
+            server = LocalServer(home=work / "server", port=_free_port())
+            server.start()
+            server.wait_healthy(300)
+            os.environ["PREFECT_API_URL"] = server.api
+        print(f"Prefect API {os.environ['PREFECT_API_URL']}")
+        _run(work, args.runs, args.chunk)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(work: Path, runs: int, chunk: int) -> None:
+    from cep_engine.services.projects import fire_phase
+    from workflows._support import using_settings
+    from workflows.phase_transition import phase_transition
+
+    url = f"sqlite:///{work / 'cep.db'}"
+    store = Store.from_url(url)
+    upgrade(store)
+    _staff(store)
+    fire_phase(store, "SDC-900", "advance", actor=PM, now=datetime.now(UTC))
+    settings = load_settings(database_url=url)
+    state = {"i": 0}
+
+    def trigger() -> str:
+        state["i"] += 1
+        return TRIGGERS[(state["i"] - 1) % 2]
+
+    def direct() -> None:
+        fire_phase(store, "SDC-900", trigger(), actor=PM, now=datetime.now(UTC))
+
+    async def as_flow() -> None:
+        await phase_transition(project="SDC-900", trigger=trigger(), actor=PM)
+
+    async def timed_async(fn: Callable[[], object], out: list[float]) -> None:
+        start = time.perf_counter()
+        await fn()  # type: ignore[misc]
+        out.append(time.perf_counter() - start)
+
+    async def bench() -> tuple[list[float], list[float]]:
+        flows: list[float] = []
+        calls: list[float] = []
+        with using_settings(settings):
+            for _ in range(4):
+                await as_flow()
+            while len(flows) < runs:
+                for _ in range(min(chunk, runs - len(flows))):
+                    await timed_async(as_flow, flows)
+                for _ in range(chunk):
+                    start = time.perf_counter()
+                    direct()
+                    calls.append(time.perf_counter() - start)
+        return flows, calls
+
+    flows, calls = asyncio.run(bench())
+    from workflows._support import flush
+
+    flush()
+    with store.reading() as session:
+        from sqlalchemy import text
+
+        count = session.execute(text("SELECT count(*) FROM audit_log WHERE accepted")).scalar()
+    _report("flow run (async)", flows)
+    _report("in-process service", calls)
+    ratio = statistics.median(flows) / statistics.median(calls)
+    print(f"ratio of p50s: {ratio:.0f}x; goal p50 <= 400 ms through Prefect: "
+          f"{'met' if statistics.median(flows) <= 0.4 else 'not met'}; audit rows {count}")
+    store.dispose()
+
+
+if __name__ == "__main__":
+    main()
