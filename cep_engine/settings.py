@@ -146,8 +146,12 @@ def _check_toml(path: Path) -> None:
             tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass an existing --config") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read config file ({exc.strerror}); pass a readable --config"
+        ) from None
 
 
 def _config_error(exc: ValidationError, path: Path | None, flags: dict[str, Any]) -> ConfigError:
@@ -158,8 +162,8 @@ def _config_error(exc: ValidationError, path: Path | None, flags: dict[str, Any]
     env_name = "CEP_" + "__".join(loc).upper()
     if field in flags:
         origin = f"--{field.replace('_', '-')}"
-    elif env_name in os.environ:
-        origin = f"environment {env_name}"
+    elif env_var := next((k for k in os.environ if k.upper() == env_name), None):
+        origin = f"environment {env_var}"
     else:
         origin = str(path) if path else "defaults"
     msg = err["msg"].removeprefix("Value error, ")

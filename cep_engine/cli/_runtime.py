@@ -32,7 +32,7 @@ class _LazyConsole:
 
             real = Console(highlight=False)
             if not real.is_terminal:
-                real.width = 160
+                real.width = 100_000
             type(self)._real = real
         return getattr(self._real, name)
 

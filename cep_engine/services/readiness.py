@@ -69,7 +69,9 @@ def _facts(guide: ReadinessGuide, **inputs: str) -> ReadinessFacts:
 
 
 def _ensure_editable(ctx: Attempt, guide: ReadinessGuide, roles: set[Role]) -> None:
-    """Tasks change only while the checklist is being worked on; reopen it if needed."""
+    """Tasks change only while the checklist is being worked on, by a project member;
+    reopen it if needed."""
+    _load.require(READINESS_MACHINE.allowed_roles("start"), roles, ctx, what=ctx.trigger)
     state = ReviewState(guide.state)
     if state not in EDITABLE:
         raise TransitionRefused(

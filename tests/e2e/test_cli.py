@@ -217,8 +217,6 @@ def test_demo_walks_a_project_to_closed(demo_env: dict[str, str]) -> None:
         assert value in table.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: on a non-TTY stdout rich tables are 160 columns "
-                   "wide and truncate cells with '…', so `cep history | grep EMAIL` misses")
 def test_history_table_piped_keeps_every_value_whole(demo_env: dict[str, str]) -> None:
     out = cep(demo_env, "history", "SDC-900").stdout
     assert "…" not in out

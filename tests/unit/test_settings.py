@@ -137,8 +137,6 @@ def test_unknown_cep_environment_variables_are_ignored(
     assert load_settings(empty_config).timezone == DEFAULTS["timezone"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a config file that is not UTF-8 raises "
-                   "UnicodeDecodeError (a traceback in the CLI) instead of ConfigError")
 def test_config_file_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "cep.toml"
     path.write_bytes(b"timezone = \"\xff\"\n")
@@ -146,15 +144,11 @@ def test_config_file_not_utf8(tmp_path: Path) -> None:
         load_settings(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --config pointing at a directory raises "
-                   "IsADirectoryError (a traceback in the CLI) instead of ConfigError")
 def test_config_path_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape(str(tmp_path))):
         load_settings(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pydantic-settings reads env names case-"
-                   "insensitively, but the error blames the config file for cep_timezone=bad")
 def test_lower_case_environment_variable_is_named_as_origin(
     empty_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
