@@ -369,8 +369,8 @@ def _machine(make_store: Callable[[], Store]) -> type[ProjectMachine]:
 
 
 def _settings(examples: int, steps: int) -> settings:
-    """``CEP_PROPERTY_SCALE=10`` runs ten times the examples (for a longer hunt)."""
-    examples *= int(os.environ.get("CEP_PROPERTY_SCALE", "1"))
+    """``HYPOTHESIS_SCALE=10`` runs ten times the examples (for a longer hunt)."""
+    examples *= int(os.environ.get("HYPOTHESIS_SCALE", "1"))
     return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
                     database=None, suppress_health_check=[HealthCheck.too_slow])
 
