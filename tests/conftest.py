@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cep_engine.guides import load_guides
-from cep_engine.services import projects
+from cep_engine.services import _validate, projects
 from cep_engine.settings import REPO_CONFIG_DIR
 from cep_engine.store.db import Store
 from cep_engine.store.migrate import upgrade
@@ -57,6 +57,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
                                                      "CEP_TEST_POSTGRES_URL"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CEP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(_validate, "_max_text", _validate.DEFAULT_MAX_TEXT)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from prefect.logging import get_run_logger
 from prefect.states import Failed
 
 from cep_engine.errors import CepError
+from cep_engine.services import configure
 from cep_engine.settings import Settings, load_settings
 from cep_engine.store.db import Store
 
@@ -36,8 +37,11 @@ def using_settings(settings: Settings) -> Iterator[None]:
 
 
 def flow_settings() -> Settings:
-    """The settings of this run: the caller's (see :func:`using_settings`), else loaded."""
-    return _settings.get() or load_settings()
+    """The settings of this run: the caller's (see :func:`using_settings`), else loaded;
+    applied to the use cases."""
+    settings = _settings.get() or load_settings()
+    configure(settings)
+    return settings
 
 
 @lru_cache(maxsize=8)

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from cep_engine.errors import CepError
 from cep_engine.settings import Settings, load_settings
 from cep_engine.store.db import Store
 
@@ -50,15 +51,38 @@ class Runtime:
 
     @cached_property
     def settings(self) -> Settings:
-        """Settings with this invocation's flags on top."""
-        return load_settings(self.config, database_url=self.database_url, data_dir=self.data_dir)
+        """Settings with this invocation's flags on top, applied to the use cases."""
+        from cep_engine.services import configure
+
+        settings = load_settings(self.config, database_url=self.database_url,
+                                 data_dir=self.data_dir)
+        configure(settings)
+        return settings
 
     def store(self, *, require_schema: bool = True) -> Store:
-        """The store; by default refuse to run on a database ``cep init`` has not prepared."""
-        store = Store.from_url(self.settings.effective_database_url)
+        """The store; by default refuse to run on a database ``cep init`` has not prepared
+        (and never create a SQLite file for it)."""
+        url = self.settings.effective_database_url
+        if require_schema:
+            _refuse_missing_sqlite_file(url)
+        store = Store.from_url(url)
         if require_schema:
             store.require_schema()
         return store
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    """A read or change on a SQLite file that does not exist would create an empty one."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or parsed.query.get("uri"):
+        return
+    if not Path(path).exists():
+        raise CepError(f"no database at {path}; run `cep init` to create it")
 
 
 def now() -> datetime:

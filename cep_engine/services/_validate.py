@@ -11,6 +11,24 @@ from cep_engine.roles import Role
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}-\d{1,6}$")
 MAX_NAME = 200
 DEFAULT_MAX_TEXT = 4000
+"""The ``max_text_length`` setting's default."""
+
+_max_text = DEFAULT_MAX_TEXT
+
+
+def set_max_text_length(limit: int) -> None:
+    """Accept free text up to ``limit`` characters (the ``max_text_length`` setting).
+
+    Entry points call this, through :func:`cep_engine.services.configure`, once they have
+    loaded the settings; until then the default applies.
+    """
+    global _max_text
+    _max_text = limit
+
+
+def max_text_length() -> int:
+    """The longest free text accepted now."""
+    return _max_text
 
 
 def project_key(key: str) -> str:
@@ -34,13 +52,16 @@ def email(address: str) -> str:
     return info.normalized.lower()
 
 
-def text(value: str, what: str, *, limit: int = DEFAULT_MAX_TEXT, required: bool = True) -> str:
-    """Stripped text, refused when empty (if ``required``) or longer than ``limit``."""
+def text(value: str, what: str, *, limit: int | None = None, required: bool = True) -> str:
+    """Stripped text, refused when empty (if ``required``) or longer than ``limit`` (by
+    default the ``max_text_length`` setting)."""
+    limit = _max_text if limit is None else limit
     stripped = value.strip()
     if required and not stripped:
         raise InvalidInput(f"{what} is empty; give some text")
     if len(stripped) > limit:
-        raise InvalidInput(f"{what} is {len(stripped)} characters; the limit is {limit}")
+        raise InvalidInput(f"{what} is {len(stripped)} characters; the limit is {limit} "
+                           "(setting max_text_length); shorten it")
     if "\x00" in stripped:
         raise InvalidInput(f"{what} contains a NUL character; remove it")
     return stripped

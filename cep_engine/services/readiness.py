@@ -13,7 +13,14 @@ from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import Role
 from cep_engine.services import _load, _validate
 from cep_engine.services._unit import Attempt, attempt
-from cep_engine.states import READINESS_MACHINE, Fired, ReadinessFacts, ReviewState, Stage
+from cep_engine.states import (
+    PHASE_MACHINE,
+    READINESS_MACHINE,
+    Fired,
+    ReadinessFacts,
+    ReviewState,
+    Stage,
+)
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
     ChecklistReview,
@@ -53,6 +60,7 @@ def _fire(ctx: Attempt, guide: ReadinessGuide, roles: set[Role], trigger: str,
     ctx.trigger = trigger
     ctx.from_state = guide.state
     _load.authorize(READINESS_MACHINE, trigger, roles, ctx)  # type: ignore[arg-type]
+    _refuse_when_project_final(ctx, guide)
     fired = READINESS_MACHINE.fire(guide.state, trigger, facts, entity=ctx.entity)
     guide.state = fired.dest
     guide.updated_at = ctx.now
@@ -68,10 +76,23 @@ def _facts(guide: ReadinessGuide, **inputs: str) -> ReadinessFacts:
     )
 
 
+def _refuse_when_project_final(ctx: Attempt, guide: ReadinessGuide) -> None:
+    """A closed or cancelled project's checklists are a record: nothing changes them."""
+    phase = guide.project.phase
+    if phase in PHASE_MACHINE.final:
+        detail = f"project {guide.project.key} is {phase}, so its checklists can no longer change"
+        raise TransitionRefused(
+            f"{ctx.entity}: {detail}", entity=ctx.entity, state=guide.state,
+            trigger=ctx.trigger, guard="project_open",
+            guards=[{"guard": "project_open", "passed": False, "detail": detail}],
+        )
+
+
 def _ensure_editable(ctx: Attempt, guide: ReadinessGuide, roles: set[Role]) -> None:
-    """Tasks change only while the checklist is being worked on, by a project member;
-    reopen it if needed."""
+    """Tasks change only while the project is open and the checklist is being worked on,
+    by a project member; reopen it if needed."""
     _load.require(READINESS_MACHINE.allowed_roles("start"), roles, ctx, what=ctx.trigger)
+    _refuse_when_project_final(ctx, guide)
     state = ReviewState(guide.state)
     if state not in EDITABLE:
         raise TransitionRefused(

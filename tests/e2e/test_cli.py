@@ -107,7 +107,8 @@ def test_commands_before_init_tell_the_user_to_run_init(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         procs = list(pool.map(lambda args: cep(env, *args, rc=1), commands))
     for proc in procs:
-        one_error_line(proc, "run `cep init` first")
+        one_error_line(proc, f"no database at {tmp_path / 'data' / 'cep.db'}", "run `cep init`")
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_project_through_its_phases(tmp_path: Path, small_guides: Path) -> None:

@@ -218,7 +218,7 @@ class ProjectMachine(RuleBasedStateMachine):
         state = self.model.guides[stage]
         if not _roles(actor):
             return Expect(PermissionDenied, 1)
-        if state in ("submitted", "validated"):
+        if state in ("submitted", "validated") or self.model.phase in FINAL:
             return Expect(TransitionRefused, 1)
         if state in ("draft", "returned"):
             return Expect(None, 2, reopens=True)
@@ -265,7 +265,8 @@ class ProjectMachine(RuleBasedStateMachine):
             expect = Expect(NotFound)
         elif "implementation_coordinator" not in _roles(actor):
             expect = Expect(PermissionDenied, 1)
-        elif m.guides[stage] != "in_progress" or not all(m.tasks[stage]) or not signed:
+        elif (m.guides[stage] != "in_progress" or not all(m.tasks[stage]) or not signed
+              or m.phase in FINAL):
             expect = Expect(TransitionRefused, 1)
         else:
             expect = Expect(None, 1)
@@ -283,7 +284,8 @@ class ProjectMachine(RuleBasedStateMachine):
             expect = Expect(NotFound)
         elif "assigned_pm" not in _roles(actor):
             expect = Expect(PermissionDenied, 1)
-        elif m.guides[stage] != "submitted" or (decision == "return" and not comment):
+        elif (m.guides[stage] != "submitted" or (decision == "return" and not comment)
+              or m.phase in FINAL):
             expect = Expect(TransitionRefused, 1)
         else:
             expect = Expect(None, 1)
