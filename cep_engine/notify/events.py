@@ -8,12 +8,12 @@ makes the event unique, so a retried use case can never queue it twice.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cep_engine.notify.outbox import Kind, outbox_row
 from cep_engine.roles import Role
 from cep_engine.states import Fired
-from cep_engine.store.models import ChecklistSubmission, Project, ReadinessGuide
+from cep_engine.store.models import ChecklistSubmission, ReadinessGuide
 
 _COORD, _LIAISON = Role.IMPLEMENTATION_COORDINATOR.value, Role.CLIENT_LIAISON.value
 
@@ -26,6 +26,16 @@ CHECKLIST_AUDIENCE: dict[str, tuple[Kind, list[str], list[str]]] = {
 
 PHASE_AUDIENCE = ([_LIAISON, _COORD], [Role.SENIOR_PM.value])
 """Phase change -> (to roles, cc roles)."""
+
+
+class VersionedProject(Protocol):
+    """What a phase message reads of its project (a mapped ``Project`` or a row)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...
 
 
 def checklist(
@@ -50,7 +60,7 @@ def checklist(
 
 
 def phase_changed(
-    project: Project, fired: Fired, *, actor: str, now: datetime, reason: str = ""
+    project: VersionedProject, fired: Fired, *, actor: str, now: datetime, reason: str = ""
 ) -> dict[str, Any]:
     """The message of a phase transition; keyed by the project's new version."""
     to, cc = PHASE_AUDIENCE

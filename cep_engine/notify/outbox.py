@@ -12,12 +12,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Insert, insert
 from sqlalchemy.orm import Session
 
 from cep_engine.store.models import OutboxMessage
+
+_OUTBOX = OutboxMessage.metadata.tables[OutboxMessage.__tablename__]
+_INSERTS: dict[str, Insert] = {}
 
 
 class Kind(StrEnum):
@@ -71,18 +72,33 @@ def outbox_row(
 def enqueue(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Queue ``rows`` (from :func:`outbox_row`) in ``session``'s transaction.
 
-    A row whose idempotency key is already queued is skipped, never duplicated.
+    A row whose idempotency key is already queued is skipped, never duplicated. Pending ORM
+    changes are flushed first; the rows go in with one prepared Core INSERT (the ORM bulk
+    path cost ~0.3 ms a call).
     """
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = pg_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(OutboxMessage).on_conflict_do_nothing(
-            index_elements=["idempotency_key"]
-        )
-    else:
-        stmt = insert(OutboxMessage)
-    session.execute(stmt, list(rows))
+    session.flush()
+    conn = session.connection()
+    conn.execute(_insert_skipping_duplicates(conn.dialect.name), list(rows))
+
+
+def _insert_skipping_duplicates(dialect: str) -> Insert:
+    """The outbox INSERT that skips a known idempotency key, built once per dialect (the
+    dialect's module is imported only then: the PostgreSQL one is slow to import)."""
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(_OUTBOX).on_conflict_do_nothing(
+                index_elements=["idempotency_key"]
+            )
+        else:
+            stmt = insert(_OUTBOX)
+        _INSERTS[dialect] = stmt
+    return stmt

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, literal_column, select, union_all
+from sqlalchemy import and_, bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import CompoundSelect
 
@@ -29,7 +30,19 @@ from cep_engine.store.models import (
 )
 
 _PROJECT_BY_KEY = select(Project).where(Project.key == bindparam("key"))
+_PROJECTS, _PEOPLE, _ROLES = Project.__table__, Person.__table__, RoleAssignment.__table__
+_PROJECT_STATE_BY_KEY = select(
+    _PROJECTS.c.id, _PROJECTS.c.key, _PROJECTS.c.phase, _PROJECTS.c.held_from,
+    _PROJECTS.c.version,
+).where(_PROJECTS.c.key == bindparam("key"))
 _PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
+_ACTOR_ROLES = (
+    select(_PEOPLE.c.email, _ROLES.c.role)
+    .select_from(_PEOPLE.outerjoin(_ROLES, and_(
+        _ROLES.c.person_id == _PEOPLE.c.id, _ROLES.c.project_id == bindparam("project_id"),
+    )))
+    .where(_PEOPLE.c.email == bindparam("email"))
+)
 _ROLE_HOLDERS = (
     select(RoleAssignment.role, Person.email)
     .join(Person, Person.id == RoleAssignment.person_id)
@@ -53,13 +66,37 @@ _email = lru_cache(maxsize=1024)(_validate.email)
 raised every time, never cached)."""
 
 
+class ProjectState(NamedTuple):
+    """What a phase transition reads of a project: a row, not a mapped object."""
+
+    id: int
+    key: str
+    phase: str
+    held_from: str | None
+    version: int
+
+
 def project(session: Session, key: str) -> Project:
     """The project with ``key``, or :class:`NotFound` with a hint."""
     norm = _validate.project_key(key)
     found = session.scalars(_PROJECT_BY_KEY, {"key": norm}).one_or_none()
     if found is None:
-        raise NotFound(f"no project {norm}; see `cep project list` or create it")
+        raise _no_project(norm)
     return found
+
+
+def project_state(ctx: Attempt, key: str) -> ProjectState:
+    """The id, key, phase, held-from phase and version of the project with ``key``, or
+    :class:`NotFound` with a hint; one prepared Core query, no ORM object."""
+    norm = _validate.project_key(key)
+    row = ctx.connection.execute(_PROJECT_STATE_BY_KEY, {"key": norm}).first()
+    if row is None:
+        raise _no_project(norm)
+    return ProjectState(*row)
+
+
+def _no_project(key: str) -> NotFound:
+    return NotFound(f"no project {key}; see `cep project list` or create it")
 
 
 def person(session: Session, email: str) -> Person:
@@ -67,8 +104,12 @@ def person(session: Session, email: str) -> Person:
     norm = _email(email)
     found = session.scalars(_PERSON_BY_EMAIL, {"email": norm}).one_or_none()
     if found is None:
-        raise NotFound(f"no person {norm}; add them with `cep person add {norm} --name NAME`")
+        raise _no_person(norm)
     return found
+
+
+def _no_person(email: str) -> NotFound:
+    return NotFound(f"no person {email}; add them with `cep person add {email} --name NAME`")
 
 
 def role_holders(session: Session, project_id: int) -> list[tuple[str, str]]:
@@ -82,18 +123,24 @@ def gate_rows(session: Session, project_id: int) -> dict[str, list[str]]:
     (validated readiness stages), ``signoff`` (customer sign-offs, by signer) and
     ``critical`` (open critical issues of the Issues Log, by status)."""
     found: dict[str, list[str]] = {"role": [], "validated": [], "signoff": [], "critical": []}
-    for kind, value in session.execute(_PROJECT_GATE_ROWS, {"project_id": project_id}):
+    rows = session.connection().execute(_PROJECT_GATE_ROWS, {"project_id": project_id})
+    for kind, value in rows:
         found[kind].append(value)
     return found
 
 
-def actor_on(ctx: Attempt, proj: Project) -> frozenset[Role]:
-    """Resolve ``ctx.actor`` to a person and their roles on ``proj``; fill in the context."""
-    actor = person(ctx.session, ctx.actor)
-    ctx.actor = actor.email
+def actor_on(ctx: Attempt, proj: Project | ProjectState) -> frozenset[Role]:
+    """Resolve ``ctx.actor`` to a person and their roles on ``proj``; fill in the context.
+
+    One query: the person, left-joined to their assignments on the project.
+    """
+    email = _email(ctx.actor)
+    rows = ctx.connection.execute(_ACTOR_ROLES, {"email": email, "project_id": proj.id}).all()
+    if not rows:
+        raise _no_person(email)
+    ctx.actor = rows[0][0]
     ctx.project_id = proj.id
-    holders = role_holders(ctx.session, proj.id)
-    roles = frozenset(Role(r) for r, e in holders if e == actor.email)
+    roles = frozenset(Role(r) for _, r in rows if r is not None)
     ctx.actor_roles = tuple(sorted(roles))
     return roles
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -41,7 +42,11 @@ class Attempt:
     actor_roles: tuple[str, ...] = ()
     from_state: str | None = None
     reason: str = ""
-    audited: list[AuditEntry] = field(default_factory=list)
+
+    @cached_property
+    def connection(self) -> Connection:
+        """The connection of this attempt's transaction, for prepared Core statements."""
+        return self.session.connection()
 
     def about(self, entity_type: str, entity: str, trigger: str, **extra: Any) -> None:
         """Name what is being attempted, for the audit row of a refusal."""
@@ -51,11 +56,11 @@ class Attempt:
 
     def record(
         self, fired: Fired | None = None, *, to_state: str | None = None, **overrides: Any
-    ) -> AuditEntry:
+    ) -> None:
         """Insert the audit row of an accepted change in this transaction.
 
         The row is written at once with a prepared Core INSERT, not through the ORM flush
-        (a third of a phase transition's time); the returned entry is a transient copy.
+        (a third of a phase transition's time).
         """
         values: dict[str, Any] = {
             "at": self.now,
@@ -72,10 +77,7 @@ class Attempt:
             "reason": self.reason,
         }
         values.update(overrides)
-        self.session.connection().execute(_AUDIT_INSERT, values)
-        entry = AuditEntry(**values)
-        self.audited.append(entry)
-        return entry
+        self.connection.execute(_AUDIT_INSERT, values)
 
     def refusal(self, exc: PermissionDenied | TransitionRefused) -> AuditEntry:
         """The audit row of a refused attempt (added by :func:`attempt` after rollback)."""

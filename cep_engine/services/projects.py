@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from cep_engine.errors import InvalidInput, TransitionRefused
 from cep_engine.guides import GuideTemplate
@@ -14,7 +15,8 @@ from cep_engine.notify import events
 from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import ROLE_ADMINS, Role
 from cep_engine.services import _load, _validate
-from cep_engine.services._unit import attempt
+from cep_engine.services._load import ProjectState
+from cep_engine.services._unit import Attempt, attempt
 from cep_engine.states import PHASE_MACHINE, Fired, Phase, PhaseFacts, ReviewState, Stage
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
@@ -124,7 +126,7 @@ def _person_or_new(session: Session, address: str, name: str | None, now: dateti
     return person
 
 
-def phase_facts(session: Session, project: Project) -> PhaseFacts:
+def phase_facts(session: Session, project: Project | ProjectState) -> PhaseFacts:
     """Everything the phase guards read, from the current transaction."""
     rows = _load.gate_rows(session, project.id)
     return PhaseFacts(
@@ -147,6 +149,15 @@ def open_critical_issues(session: Session, project: Project) -> int:
     ) or 0
 
 
+_PROJECTS = Project.metadata.tables[Project.__tablename__]
+_SAVE_PHASE = (
+    update(_PROJECTS)
+    .where(_PROJECTS.c.id == bindparam("pid"), _PROJECTS.c.version == bindparam("seen"))
+    .values(phase=bindparam("phase"), held_from=bindparam("held"),
+            version=bindparam("seen") + 1, updated_at=bindparam("now"))
+)
+
+
 def fire_phase(
     store: Store, key: str, trigger: str, *, actor: str, now: datetime, reason: str = ""
 ) -> Fired:
@@ -157,20 +168,34 @@ def fire_phase(
     """
     note = _validate.text(reason, "reason", required=False)
     with attempt(store, actor=actor, now=_validate.aware(now), reason=note) as ctx:
-        project = _load.project(ctx.session, key)
+        project = _load.project_state(ctx, key)
         ctx.about("project", project.key, trigger, from_state=project.phase)
         roles = _load.actor_on(ctx, project)
         _load.authorize(PHASE_MACHINE, trigger, roles, ctx)  # type: ignore[arg-type]
         facts = phase_facts(ctx.session, project)
         fired = PHASE_MACHINE.fire(project.phase, trigger, facts, entity=project.key)
-        project.held_from = fired.source if fired.dest == Phase.ON_HOLD else None
-        project.phase = fired.dest
-        project.updated_at = now
+        saved = _save_phase(ctx, project, fired, now)
         ctx.record(fired)
-        ctx.session.flush()
-        enqueue(ctx.session, [events.phase_changed(project, fired, actor=ctx.actor, now=now,
+        enqueue(ctx.session, [events.phase_changed(saved, fired, actor=ctx.actor, now=now,
                                                    reason=note)])
     return fired
+
+
+def _save_phase(ctx: Attempt, project: ProjectState, fired: Fired, now: datetime) -> ProjectState:
+    """Write the new phase with one prepared ``UPDATE ... WHERE version = <the version read>``.
+
+    Optimistic locking: when another transaction changed the project since it was read, no
+    row matches and :class:`StaleDataError` is raised (the attempt turns it into a
+    ConflictError and nothing is saved).
+    """
+    held = fired.source if fired.dest == Phase.ON_HOLD else None
+    done = ctx.connection.execute(_SAVE_PHASE, {
+        "pid": project.id, "seen": project.version, "phase": fired.dest, "held": held,
+        "now": now,
+    })
+    if done.rowcount != 1:
+        raise StaleDataError(f"project {project.key} is no longer at version {project.version}")
+    return project._replace(phase=fired.dest, held_from=held, version=project.version + 1)
 
 
 def record_signoff(
