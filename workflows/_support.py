@@ -1,4 +1,4 @@
-"""What the flows share: settings and store, run naming, events and refusals."""
+"""What the flows share: settings and store, run naming, events, artifacts and refusals."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from prefect import get_client
+from prefect.artifacts import acreate_table_artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
@@ -18,7 +20,7 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.states import Failed
 
-from cep_engine.errors import CepError
+from cep_engine.errors import CepError, InvalidInput
 from cep_engine.services import configure
 from cep_engine.settings import Settings, load_settings
 from cep_engine.store.db import Store
@@ -120,3 +122,37 @@ def flush() -> None:
     for service in (APILogWorker, EventsWorker):
         assert issubclass(service, QueueService)
         service.drain_all(timeout=10)
+
+
+def about(event: str, resource: Mapping[str, str], payload: Mapping[str, Any],
+          related: Sequence[Mapping[str, str]] = ()) -> None:
+    """Emit a domain event about any ``resource`` (an issue, a risk, a message)."""
+    emit_event(event=event, resource=dict(resource), payload=dict(payload),
+               related=[dict(r) for r in related])
+
+
+def related_project(key: str) -> dict[str, str]:
+    """Project ``key`` as the related resource of an event about one of its entries."""
+    return {**project_resource(key), "prefect.resource.role": "project"}
+
+
+def instant(as_of: datetime | None) -> datetime:
+    """``as_of``, else now (the clock read at the flow's entry); a naive time is refused."""
+    if as_of is None:
+        return datetime.now(UTC)
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise InvalidInput(f"as_of {as_of.isoformat()} has no time zone; give one such as "
+                           "2026-12-01T10:00-08:00 or 2026-12-01T18:00Z")
+    return as_of
+
+
+def stamp(at: datetime) -> str:
+    """``at`` in UTC to the minute, for run names: ``2026-11-26T10:00Z``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+async def publish_table(key: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                        description: str) -> None:
+    """Publish ``rows`` as the table artifact ``key`` (its columns shown even when empty)."""
+    table: dict[str, list[Any]] = {c: [row.get(c) for row in rows] for c in columns}
+    await acreate_table_artifact(table=table, key=key, description=description)

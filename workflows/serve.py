@@ -3,12 +3,15 @@
 :data:`SERVED` is the registry: one line per flow. A scheduled flow names the function that
 builds its schedule from the settings (``[schedules]`` in ``config/cep.toml``, or
 ``CEP_SCHEDULES__*``); a flow people start by hand (from the CLI or the UI's run form) has
-none. The schedules of the flows still to come are here already::
+none:
 
-    Served(escalation_sweep, sweep_schedule),
-    Served(deliver_notifications, delivery_schedule),
-    Served(deadline_reminders, reminders_schedule),
-    Served(risk_trigger_check, risk_schedule),
+====================  ==========================================  ============================
+deployment            schedule (default)                          setting
+====================  ==========================================  ============================
+phase-transition/cep  by hand                                     -
+readiness-review/cep  by hand                                     -
+escalation-sweep/cep  every 5 minutes                             ``sweep_every_minutes``
+====================  ==========================================  ============================
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from prefect.types.entrypoint import EntrypointType
 
 from cep_engine import __version__
 from cep_engine.settings import Settings
+from workflows.escalation_sweep import escalation_sweep
 from workflows.phase_transition import phase_transition
 from workflows.readiness_review import readiness_review
 
@@ -92,6 +96,7 @@ class Served:
 SERVED: list[Served] = [
     Served(phase_transition),
     Served(readiness_review),
+    Served(escalation_sweep, sweep_schedule),
 ]
 """Every deployment ``cep serve`` and ``cep up`` serve."""
 

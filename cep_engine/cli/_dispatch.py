@@ -10,6 +10,8 @@ the same database state. Prefect is imported only on the flow path.
 from __future__ import annotations
 
 import os
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cep_engine.cli._prefect_env import api_url, quiet, ui_url
@@ -67,6 +69,25 @@ def checklist(runtime: Runtime, key: str, stage: str, action: str, *, actor: str
     result = readiness.review(store, key, stage, action, actor=actor, now=now(),
                               comment=comment)
     return {"state": result.decision, "comment": result.comment}, None
+
+
+def sweep(runtime: Runtime, *, as_of: datetime, dry_run: bool, policy_file: Path | None,
+          local: bool) -> Outcome:
+    """Run the escalation sweep; the outcome is the sweep report's dict.
+
+    A ``--policy`` file other than the configured one is an experiment on this machine: the
+    sweep then runs in-process (the deployment always sweeps with the configured policy).
+    """
+    if use_flows(local) and policy_file is None:
+        _prepare_prefect()
+        from workflows.escalation_sweep import escalation_sweep
+
+        return _as_flow_run(runtime, escalation_sweep, as_of=as_of, dry_run=dry_run)
+    from cep_engine.services import jobs
+
+    report = jobs.sweep(runtime.store(), runtime.settings, as_of=as_of, dry_run=dry_run,
+                        policy_file=policy_file)
+    return report.as_dict(), None
 
 
 def _prepare_prefect() -> None:

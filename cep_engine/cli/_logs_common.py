@@ -48,9 +48,9 @@ def day(text: str, option: str) -> date:
 
 def policy(runtime: Runtime) -> EscalationPolicy:
     """The escalation policy in force: ``escalation.yaml`` in the config folder."""
-    from cep_engine.escalation.policy import load_policy
+    from cep_engine.services import jobs
 
-    return load_policy(runtime.settings.config_dir / "escalation.yaml")
+    return jobs.policy(runtime.settings)
 
 
 def done(message: str) -> None:

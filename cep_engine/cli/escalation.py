@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cep_engine.cli._common import AsJson, rt
+from cep_engine.cli._common import AsJson, Local, rt
 
 if TYPE_CHECKING:
     from cep_engine.escalation.policy import EscalationPolicy
@@ -21,9 +21,9 @@ PolicyFile = Annotated[
 
 def load_effective_policy(ctx: typer.Context, path: Path | None = None) -> EscalationPolicy:
     """The policy file named by --policy, else ``escalation.yaml`` in the config folder."""
-    from cep_engine.escalation.policy import load_policy
+    from cep_engine.services import jobs
 
-    return load_policy(path or rt(ctx).settings.config_dir / "escalation.yaml")
+    return jobs.policy(rt(ctx).settings, path)
 
 
 def parse_instant(value: str | None, what: str = "--as-of") -> Any:
@@ -53,20 +53,21 @@ def escalate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
     as_json: AsJson = False,
     policy_file: PolicyFile = None,
+    local: Local = False,
 ) -> None:
-    """Escalate every issue idle past its next rung's threshold, once per rung."""
+    """Escalate every issue idle past its next rung's threshold, once per rung (as a flow run
+    when PREFECT_API_URL is set)."""
+    from cep_engine.cli import _dispatch
     from cep_engine.cli._runtime import emit_json, table
-    from cep_engine.escalation.sweep import run_sweep
 
-    instant = parse_instant(as_of)
-    calendar = load_effective_policy(ctx, policy_file).business_calendar
-    report = run_sweep(rt(ctx).store(), as_of=instant, calendar=calendar, dry_run=dry_run)
-    data = report.as_dict()
+    data, run = _dispatch.sweep(rt(ctx), as_of=parse_instant(as_of), dry_run=dry_run,
+                                policy_file=policy_file, local=local)
     if as_json:
         emit_json(data)
         return
     verb = "would escalate" if dry_run else "escalated"
-    print(f"sweep as of {data['as_of']}: {verb} {data['total']} issue rung(s)")
+    print(f"sweep as of {data['as_of']}: {verb} {data['total']} issue rung(s)"
+          + (f"; flow run {run}" if run else ""))
     if data["by_project_level"]:
         table(None, ["project", "level", "issues"],
               [[r["project"], r["level"], r["count"]] for r in data["by_project_level"]])

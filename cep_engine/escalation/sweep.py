@@ -116,6 +116,9 @@ class SweepReport:
     dry_run: bool
     cutoffs: int = 0
     escalations: Counter[tuple[str, str]] = field(default_factory=Counter)
+    escalated: list[dict[str, Any]] = field(default_factory=list)
+    """The first escalations one by one (project, issue number, from and to level), as many
+    as ``run_sweep``'s ``detail`` asks for."""
 
     @property
     def total(self) -> int:
@@ -157,9 +160,14 @@ def plan_cutoffs(
 
 
 def run_sweep(
-    store: Store, *, as_of: datetime, calendar: BusinessCalendar, dry_run: bool = False
+    store: Store, *, as_of: datetime, calendar: BusinessCalendar, dry_run: bool = False,
+    detail: int = 0,
 ) -> SweepReport:
-    """Escalate every due issue once per rung, in one transaction (rolled back if dry)."""
+    """Escalate every due issue once per rung, in one transaction (rolled back if dry).
+
+    The report counts escalations by project and level, and lists the first ``detail`` of
+    them one by one (for events about each issue; a bounded read however many are due).
+    """
     report = SweepReport(as_of=as_of, dry_run=dry_run)
     with store.engine.connect() as conn:
         trans = conn.begin()
@@ -167,7 +175,7 @@ def run_sweep(
             cutoffs = plan_cutoffs(_snapshots_in_use(conn), calendar, as_of)
             report.cutoffs = len(cutoffs)
             if cutoffs:
-                _apply(conn, cutoffs, as_of, report)
+                _apply(conn, cutoffs, as_of, report, detail)
         except BaseException:
             trans.rollback()
             raise
@@ -188,7 +196,7 @@ def _snapshots_in_use(conn: Connection) -> dict[int, Mapping[str, Any]]:
 
 
 def _apply(conn: Connection, cutoffs: list[Cutoff], as_of: datetime,
-           report: SweepReport) -> None:
+           report: SweepReport, detail: int) -> None:
     CUTOFFS.create(conn)
     DUE.create(conn)
     conn.execute(insert(CUTOFFS), [c.row() for c in cutoffs])
@@ -205,10 +213,22 @@ def _apply(conn: Connection, cutoffs: list[Cutoff], as_of: datetime,
         if not counts:
             continue
         report.escalations.update({(key, level): n for key, level, n in counts})
+        if (room := detail - len(report.escalated)) > 0:
+            report.escalated += _details(conn, room)
         _climb(conn, as_of)
     if conn.dialect.name != "postgresql":
         DUE.drop(conn)
         CUTOFFS.drop(conn)
+
+
+def _details(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(Project.key, Issue.number, DUE.c.from_level, DUE.c.to_level, DUE.c.priority)
+        .join(Issue, Issue.id == DUE.c.issue_id).join(Project, Project.id == DUE.c.project_id)
+        .order_by(Project.key, Issue.number).limit(limit)
+    )
+    return [{"project": key, "issue": number, "from_level": src, "level": dest,
+             "priority": priority} for key, number, src, dest, priority in rows]
 
 
 def _select_due(conn: Connection, rung: int, as_of: datetime) -> Any:

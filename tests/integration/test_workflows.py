@@ -3,11 +3,13 @@
 One server and one ``cep serve`` process for the whole module: the server is started the way
 ``cep up`` starts it; ``cep serve`` serves the deployments and runs the flow runs created
 through the API, on a SQLite database of this module (each test uses a project of its own).
+The server's scheduler is off, so no scheduled sweep or delivery runs behind the tests' backs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -56,9 +58,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
     shutil.copy(sqlite_template, db)
     db_url = f"sqlite:///{db}"
     server = LocalServer(home=home / "server", port=free_port())
-    server.start()
     serving: subprocess.Popen[bytes] | None = None
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
+        server.start()
         try:
             server.wait_healthy(240)
             env = {**QUIET, "PREFECT_API_URL": server.api, "PREFECT_HOME": str(home / "client"),
@@ -101,11 +104,13 @@ class _prefect_settings:
 
 
 def _wait_for_deployments(serving: subprocess.Popen[bytes], home: Path) -> None:
+    from workflows.serve import SERVED
+
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if serving.poll() is not None:
             pytest.fail(f"cep serve exited: {(home / 'serve.log').read_text()[-2000:]}")
-        if len(_deployments()) >= 2:
+        if len(_deployments()) >= len(SERVED):
             return
         time.sleep(0.5)
     pytest.fail("cep serve did not register its deployments in time")
@@ -135,6 +140,31 @@ def _logs(run_id: Any) -> list[str]:
     with get_client(sync_client=True) as client:
         logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
     return [log.message for log in logs]
+
+
+def _artifact(run_id: Any, key: str) -> list[dict[str, Any]]:
+    """The rows of the table artifact ``key`` the run ``run_id`` published."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    assert len(found) == 1, found
+    columns = json.loads(str(found[0].data))
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _flow_run(run_id: Any) -> Any:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
 
 
 def _events(name: str, resource_id: str, tries: int = 40) -> list[Any]:
@@ -168,6 +198,29 @@ def test_deployments_exist_with_enum_choices(engine: Engine) -> None:
     assert defs["Stage"]["enum"] == [s.value for s in Stage]
     assert not phase.paused and not phase.schedules and not review.schedules
     assert "cep-engine" in phase.tags
+
+
+SCHEDULED = {
+    "escalation-sweep/cep": (timedelta(minutes=5), {"as_of", "dry_run"}),
+}
+"""Each scheduled deployment: its default interval (or cron) and its parameters."""
+
+
+def test_scheduled_deployments_have_their_schedules_and_parameters(engine: Engine) -> None:
+    found = _deployments()
+    for name, (every, parameters) in SCHEDULED.items():
+        deployment = found[name]
+        [schedule] = [s.schedule for s in deployment.schedules]
+        if isinstance(every, str):
+            assert (schedule.cron, schedule.timezone) == (every, "America/Los_Angeles")
+        else:
+            assert schedule.interval == every
+        schema = deployment.parameter_openapi_schema
+        assert set(schema["properties"]) == parameters, name
+        assert not schema.get("required"), name
+        assert not deployment.paused and "cep-engine" in deployment.tags
+    as_of = found["escalation-sweep/cep"].parameter_openapi_schema["properties"]["as_of"]
+    assert {"type": "string", "format": "date-time"} in as_of["anyOf"]
 
 
 def test_schedules_come_from_settings(engine: Engine) -> None:
@@ -342,3 +395,108 @@ def test_flow_runs_and_local_runs_leave_the_same_state(
 
 def test_server_of_the_module_is_healthy(engine: Engine) -> None:
     assert healthy(engine.api)
+
+
+H = timedelta(hours=1)
+
+
+def _open_issues(store: Store, key: str, count: int, *, at: datetime = NOW) -> list[int]:
+    from cep_engine.services import issues, jobs
+
+    policy = jobs.policy(load_settings())
+    return [issues.open_issue(store, key, f"Firewall rule {i} missing", priority_name="critical",
+                              actor=PM, now=at, policy=policy).number for i in range(count)]
+
+
+def _levels(store: Store, key: str) -> dict[int, str]:
+    with store.reading() as session:
+        rows = session.execute(text(
+            "SELECT i.number, i.level FROM issues i JOIN projects p ON p.id = i.project_id "
+            "WHERE p.key = :k"), {"k": key}).all()
+    return {number: level for number, level in rows}
+
+
+def test_escalation_sweep_escalates_once_publishes_and_emits(engine: Engine) -> None:
+    from workflows._support import run_in_process
+    from workflows.escalation_sweep import escalation_sweep
+
+    key = staff_project(engine.store, "SDC-201")
+    numbers = _open_issues(engine.store, key, 2)
+    as_of = (NOW + 2 * H).isoformat()  # critical: senior_pm after 2 business hours
+    settings = load_settings(database_url=engine.db_url)
+    before = snapshot(engine.store)
+    dry, _ = run_in_process(escalation_sweep, settings, {"as_of": as_of, "dry_run": True})
+    assert {"project": key, "level": "senior_pm", "count": 2} in dry["by_project_level"]
+    assert snapshot(engine.store) == before
+
+    run = _run_deployment("escalation-sweep/cep", as_of=as_of)
+    assert run.state.is_completed(), run.state
+    assert _levels(engine.store, key) == dict.fromkeys(numbers, "senior_pm")
+    stored = _flow_run(run.id)
+    assert stored.name.startswith("sweep 2026-11-02T19:00Z: ")
+    assert stored.name.endswith(" escalated")
+    assert {"change:escalation", f"project:{key}"} <= set(stored.tags)
+    rows = _artifact(run.id, "escalation-sweep")
+    assert {"project": key, "level": "senior_pm", "issues": 2} in rows
+    for number in numbers:
+        [event] = _events("cep.issue.escalated", f"cep.issue.{key}.{number}")
+        assert event.payload["level"] == "senior_pm"
+        assert (f"cep.project.{key}", "project") in [(r.id, r.role) for r in event.related]
+
+    again = _run_deployment("escalation-sweep/cep", as_of=as_of)
+    assert _flow_run(again.id).name == "sweep 2026-11-02T19:00Z: 0 escalated"
+    assert _artifact(again.id, "escalation-sweep") == []
+    assert _levels(engine.store, key) == dict.fromkeys(numbers, "senior_pm")
+
+
+def test_escalation_sweep_refuses_a_time_without_zone(engine: Engine) -> None:
+    from cep_engine.errors import InvalidInput
+    from workflows._support import run_in_process
+    from workflows.escalation_sweep import escalation_sweep
+
+    before = snapshot(engine.store)
+    settings = load_settings(database_url=engine.db_url)
+    with pytest.raises(InvalidInput, match="has no time zone"):
+        run_in_process(escalation_sweep, settings, {"as_of": "2026-11-02T19:00:00"})
+    assert snapshot(engine.store) == before
+
+
+JOBS: list[tuple[str, ...]] = [
+    ("escalate", "--as-of", (NOW + 2 * H).isoformat()),
+    ("escalate", "--as-of", (NOW + 4 * H).isoformat(), "--dry-run"),
+]
+"""The scheduled jobs as CLI commands, in order."""
+
+
+def test_jobs_as_flow_runs_and_local_runs_leave_the_same_state(
+    engine: Engine, sqlite_template: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cep_engine.cli.app import app
+
+    outputs: dict[str, list[Any]] = {}
+    stores: dict[str, Store] = {}
+    for path_name in ("flows", "local"):
+        path = tmp_path / f"{path_name}.db"
+        shutil.copy(sqlite_template, path)
+        url = f"sqlite:///{path}"
+        stores[path_name] = store = Store.from_url(url)
+        _open_issues(store, staff_project(store, "SDC-205"), 3)
+        outputs[path_name] = []
+        for job in JOBS:
+            args = ["--database-url", url, *job, "--json",
+                    *(["--local"] if path_name == "local" else [])]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, (job, result.output, result.exception)
+            outputs[path_name].append(json.loads(result.stdout))
+        said = CliRunner().invoke(app, ["--database-url", url, "escalate", "--dry-run",
+                                        *(["--local"] if path_name == "local" else [])])
+        assert ("; flow run http" in said.stdout) is (path_name == "flows"), said.stdout
+    try:
+        assert outputs["flows"] == outputs["local"]
+        assert outputs["local"][0]["total"] == 3
+        assert _timeless(stores["flows"]) == _timeless(stores["local"])
+    finally:
+        for store in stores.values():
+            store.dispose()
