@@ -112,6 +112,30 @@ def diagram(
     print(render_machine(machine, fmt))
 
 
+@app.command("docs")
+def write_docs(
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="File to write (default docs/machines.md of this checkout).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Write nothing; exit 1 when the file is not the generated one.")] = False,
+) -> None:
+    """Write docs/machines.md (states, transitions, guards, roles, diagrams) from the tables."""
+    from cep_engine.docs import MACHINES_DOC, machines_document
+    from cep_engine.settings import REPO_CONFIG_DIR
+
+    path = output or REPO_CONFIG_DIR.parent / MACHINES_DOC
+    text = machines_document()
+    if check:
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            raise CepError(f"{path} is not the generated reference; run `cep docs`")
+        print(f"{path} is up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+
+
 @app.command()
 def demo(
     ctx: typer.Context,

@@ -23,6 +23,7 @@ class NotifySettings(BaseModel):
     smtp_port: int = Field(default=25, ge=1, le=65_535)
     smtp_security: Literal["ssl", "starttls", "plain"] = "starttls"
     smtp_user: str = ""
+    smtp_ca_file: Path | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     sender: str = "cep-engine@localhost"
     max_attempts: int = Field(default=6, ge=1, le=100)
@@ -60,7 +61,7 @@ class NotifySettings(BaseModel):
             raise ValueError("not a bare address such as cep-engine@cts.wa.gov")
         return value
 
-    @field_validator("templates_dir")
+    @field_validator("templates_dir", "smtp_ca_file")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import smtplib
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,22 +165,54 @@ def _part(boundary: str, subtype: str, body: str) -> bytes:
     ])
 
 
+KEYRING_SERVICE = "cep-engine"
+"""The keyring service name the SMTP password is stored under (``keyring set cep-engine USER``)."""
+
+
 def smtp_password(user: str) -> str:
-    """The SMTP password of ``user``: ``CEP_SMTP_PASSWORD``, else the keyring, else refuse."""
+    """The SMTP password of ``user``: ``CEP_SMTP_PASSWORD``, else the system keyring (when
+    the optional ``keyring`` package is installed), else refuse with :class:`ConfigError`."""
     if secret := os.environ.get(PASSWORD_ENV):
         return secret
-    try:
-        import keyring  # type: ignore[import-not-found,unused-ignore]
-
-        found = keyring.get_password("cep-engine", user)
-    except Exception:
-        found = None
-    if isinstance(found, str) and found:
+    found, trouble = _keyring_password(user)
+    if found:
         return found
     raise ConfigError(
         f"SMTP login user {user} is set but no password: set {PASSWORD_ENV} in the environment "
-        f"(or `keyring set cep-engine {user}`)"
+        f"(or `keyring set {KEYRING_SERVICE} {user}`){trouble}"
     )
+
+
+def _keyring_password(user: str) -> tuple[str | None, str]:
+    """The keyring's password for ``user``, and why none could be read (for the error)."""
+    try:
+        import keyring
+        from keyring.errors import NoKeyringError
+    except ImportError:
+        return None, ""
+    try:
+        found = keyring.get_password(KEYRING_SERVICE, user)
+    except NoKeyringError:
+        return None, ""
+    except Exception as exc:
+        return None, f"; the keyring could not be read ({type(exc).__name__})"
+    return (found, "") if isinstance(found, str) and found else (None, "")
+
+
+def tls_context(settings: NotifySettings) -> ssl.SSLContext | None:
+    """The TLS context of ``ssl`` and ``starttls`` connections: the server's certificate and
+    host name are verified, against ``smtp_ca_file`` when set (a private CA), else against the
+    system's trust store. ``None`` for ``plain``."""
+    if settings.smtp_security == "plain":
+        return None
+    try:
+        return ssl.create_default_context(cafile=settings.smtp_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"notify.smtp_ca_file {settings.smtp_ca_file}: cannot load CA certificates "
+            f"({reason}); name a readable PEM file"
+        ) from None
 
 
 class SmtpMailer:
@@ -189,32 +222,48 @@ class SmtpMailer:
         self.settings = settings
         self.sender = settings.sender
         self._password = smtp_password(settings.smtp_user) if settings.smtp_user else None
+        self._tls = tls_context(settings)
         self._client: Any = None
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
 
     def open(self) -> None:
-        """Connect, STARTTLS or SSL as configured, and log in when a user is set."""
-        import yagmail  # type: ignore[import-untyped]
-
+        """Connect, STARTTLS or SSL (verifying the certificate) as configured, and log in
+        when a user is set. A failed attempt leaves no socket open."""
         cfg = self.settings
+        client = self._client_for(cfg)
         try:
-            client = yagmail.SMTP(
-                user=cfg.smtp_user or self.sender, password=self._password,
-                host=cfg.smtp_host, port=cfg.smtp_port, smtp_ssl=cfg.smtp_security == "ssl",
-                smtp_starttls=cfg.smtp_security == "starttls",
-                smtp_skip_login=not cfg.smtp_user, soft_email_validation=False,
-                timeout=cfg.smtp_timeout_seconds,
-            )
-            client.set_logging(None)
             client.login()
+        except smtplib.SMTPAuthenticationError as exc:
+            _drop(client)
+            raise ServerUnavailable(
+                f"SMTP server {cfg.smtp_host}:{cfg.smtp_port} refused the login of "
+                f"{cfg.smtp_user}: {exc.smtp_code} {self._scrub(_answer(exc))}; check "
+                f"{PASSWORD_ENV} (or the keyring)"
+            ) from None
         except (smtplib.SMTPException, OSError) as exc:
+            _drop(client)
             raise ServerUnavailable(
                 f"cannot reach SMTP server {cfg.smtp_host}:{cfg.smtp_port}: "
                 f"{type(exc).__name__}: {self._scrub(str(exc))}"
             ) from None
         self._client = client
+
+    def _client_for(self, cfg: NotifySettings) -> Any:
+        """A yagmail client, not yet connected, with this mailer's TLS context."""
+        import yagmail  # type: ignore[import-untyped]
+
+        tls = cfg.smtp_security
+        client = yagmail.SMTP(
+            user=cfg.smtp_user or self.sender, password=self._password,
+            host=cfg.smtp_host, port=cfg.smtp_port, smtp_ssl=tls == "ssl",
+            smtp_starttls={"context": self._tls} if tls == "starttls" else False,
+            smtp_skip_login=not cfg.smtp_user, soft_email_validation=False,
+            timeout=cfg.smtp_timeout_seconds, **({"context": self._tls} if tls == "ssl" else {}),
+        )
+        client.set_logging(None)
+        return client
 
     def send(self, mail: Mail) -> list[str]:
         """Send ``mail`` over the open connection; classify what the server says."""
@@ -233,10 +282,8 @@ class SmtpMailer:
                 permanent=all(c >= 500 for c in codes),
             ) from None
         except smtplib.SMTPResponseException as exc:
-            answer = exc.smtp_error.decode(errors="replace") if isinstance(
-                exc.smtp_error, bytes) else str(exc.smtp_error)
             raise MessageRefused(
-                f"server answered {exc.smtp_code} {self._scrub(answer)}",
+                f"server answered {exc.smtp_code} {self._scrub(_answer(exc))}",
                 permanent=exc.smtp_code >= 500,
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
@@ -250,6 +297,19 @@ class SmtpMailer:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def _answer(exc: smtplib.SMTPResponseException) -> str:
+    error = exc.smtp_error
+    return error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+
+
+def _drop(client: Any) -> None:
+    """Close the socket of a client whose connection or login failed (no QUIT)."""
+    client.is_closed = True
+    if client.smtp is not None:
+        with contextlib.suppress(Exception):
+            client.smtp.close()
 
 
 def _answers(refused: Mapping[str, tuple[int, bytes]]) -> str:

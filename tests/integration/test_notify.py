@@ -252,7 +252,7 @@ def test_login_uses_the_password_from_the_environment(store: Store, project: str
                       auth_data: Any) -> AuthResult:
         assert isinstance(auth_data, LoginPassword)
         seen.append((auth_data.login.decode(), auth_data.password.decode()))
-        return AuthResult(success=auth_data.password == b"right-password")
+        return AuthResult(success=auth_data.password == b"right-password", handled=False)
 
     server = Server(authenticator=authenticator, auth_require_tls=False)
     server.start()

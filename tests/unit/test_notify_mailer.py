@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import email
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import policy
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
+from keyring.errors import KeyringLocked
 
 from cep_engine.errors import ConfigError
 from cep_engine.notify.config import NotifySettings
@@ -142,3 +146,71 @@ def test_non_ascii_subject_and_bodies_survive_the_wire_format() -> None:
     assert msg["Subject"] == "Révision — été"
     assert "Zoë ✓" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "<p>Zoë ✓</p>" in msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+class MemoryKeyring(KeyringBackend):
+    """An in-memory keyring backend: what ``keyring set`` would have stored."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self, locked: bool = False) -> None:
+        super().__init__()
+        self.secrets: dict[tuple[str, str], str] = {}
+        self.locked = locked
+
+    def get_password(self, service: str, username: str) -> str | None:
+        if self.locked:
+            raise KeyringLocked("the keyring is locked")
+        return self.secrets.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.secrets.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def test_password_comes_from_the_keyring_when_the_environment_has_none(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keyring.set_password("cep-engine", "mailer@cts.wa.gov", "from-the-keyring")
+    assert memory_keyring.secrets == {("cep-engine", "mailer@cts.wa.gov"): "from-the-keyring"}
+    assert smtp_password("mailer@cts.wa.gov") == "from-the-keyring"
+    with pytest.raises(ConfigError, match=r"keyring set cep-engine other@cts\.wa\.gov"):
+        smtp_password("other@cts.wa.gov")
+    monkeypatch.setenv("CEP_SMTP_PASSWORD", "from-the-environment")
+    assert smtp_password("mailer@cts.wa.gov") == "from-the-environment"
+
+
+def test_a_locked_keyring_is_named_without_any_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = keyring.get_keyring()
+    locked = MemoryKeyring(locked=True)
+    locked.secrets[("cep-engine", "mailer@cts.wa.gov")] = "kr-secret-value"
+    keyring.set_keyring(locked)
+    try:
+        with pytest.raises(ConfigError) as err:
+            SmtpMailer(NotifySettings(smtp_user="mailer@cts.wa.gov"))
+    finally:
+        keyring.set_keyring(previous)
+    assert "the keyring could not be read (KeyringLocked)" in err.value.message
+    assert "kr-secret-value" not in err.value.message
+
+
+def test_without_the_keyring_package_the_environment_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keyring", None)
+    with pytest.raises(ConfigError, match="set CEP_SMTP_PASSWORD in the environment") as err:
+        smtp_password("mailer@cts.wa.gov")
+    assert "could not be read" not in err.value.message
