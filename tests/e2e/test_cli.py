@@ -248,3 +248,38 @@ def test_a_project_on_postgresql(pg_database: str, tmp_path: Path) -> None:
         assert not (tmp_path / "data" / "cep.db").exists()
     finally:
         store.dispose()
+
+
+def test_installed_entry_point_exit_codes(tmp_path: Path, small_guides: Path) -> None:
+    """The ``cep`` script pip installed (not ``python -m``): one refusal of each kind gives its
+    exit code, one ``error:`` line, and leaves the database as it was."""
+    script = Path(sys.executable).parent / "cep"
+    assert script.is_file(), f"{script}: run `pip install -e .` (scripts/setup.sh)"
+    env, db = cep_env(tmp_path / "data", small_guides), tmp_path / "data" / "cep.db"
+
+    def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *args], env=env | (extra or {}), text=True,
+                              capture_output=True, timeout=TIMEOUT, check=False)
+
+    missing = run("history", KEY)
+    assert missing.returncode == 1
+    one_error_line(missing, f"no database at {db}", "run `cep init`")
+    for args in (("init",), ("person", "add", PM, "--name", "Pat Morgan"),
+                 ("project", "create", KEY, "--actor", PM, "--name", "Move servers",
+                  "--agency", "Department of Licensing"),
+                 ("role", "assign", KEY, "assigned_pm", PM, "--actor", PM)):
+        assert run(*args).returncode == 0, args
+    cases = [
+        (("phase", "advance", KEY, "--actor", PM), {}, 5, 1, "guard core_roles_assigned"),
+        (("phase", "cancel", KEY, "--actor", PM), {}, 4, 1,
+         "cancel needs executive_sponsor or project_sponsor"),
+        (("project", "show", "SDC-999"), {}, 3, 0, "no project SDC-999"),
+        (("phase", "advance", KEY, "--actor", PM), {"CEP_TIMEZONE": "Mars/Olympus"}, 2, 0,
+         "environment CEP_TIMEZONE: field 'timezone' has invalid value 'Mars/Olympus'"),
+    ]
+    for args, extra, code, audited, fragment in cases:
+        rows, total, refused_rows = dump(db)
+        proc = run(*args, extra=extra)
+        assert proc.returncode == code, (args, proc.returncode, proc.stderr)
+        one_error_line(proc, fragment)
+        assert dump(db) == (rows, total + audited, refused_rows + audited)
