@@ -199,12 +199,38 @@ def test_diagrams_come_from_the_machine_tables(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A data dir where ``cep demo`` walked SDC-900 through its whole life."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
+    """A data dir where ``cep demo`` walked SDC-900 through its whole life, and its output."""
     env = cep_env(tmp_path_factory.mktemp("demo") / "data")
     out = cep(env, "demo").stdout
     assert "done: see `cep project show SDC-900`" in out
-    return env
+    return env, out
+
+
+@pytest.fixture(scope="module")
+def demo_env(demo_run: tuple[dict[str, str], str]) -> dict[str, str]:
+    return demo_run[0]
+
+
+def test_demo_prints_each_step_of_the_escalation_and_the_risk(
+    demo_run: tuple[dict[str, str], str],
+) -> None:
+    env, out = demo_run
+    for line in ("refused advance execution -> closing while the critical issue is open",
+                 "refused by guard no_critical_issue_open",
+                 "escalated 3 rung(s)", "executive_sponsor: told deputy@cts.wa.gov",
+                 "ok      PM triggers R-1", "(high): Risk R-1 triggered",
+                 "ok      owner marks A-1 done", "ok      PM resolves issue #1",
+                 "ok      advance closing -> closed", "outbox: "):
+        assert line in out, line
+    outbox, issues = cep_many(env, ("outbox", "list", "--project", "SDC-900", "--json"),
+                              ("issue", "list", "SDC-900", "--json"))
+    kinds = {m["kind"] for m in json.loads(outbox.stdout)}
+    assert {"escalation", "risk_triggered", "phase_changed", "checklist_submitted"} <= kinds
+    assert [(i["number"], i["status"]) for i in json.loads(issues.stdout)] == [
+        (1, "resolved"), (2, "open")]
+    again = cep(env, "demo", rc=1)
+    one_error_line(again, "project SDC-900 already exists", "--data-dir DIR")
 
 
 def test_demo_walks_a_project_to_closed(demo_env: dict[str, str]) -> None:

@@ -123,3 +123,19 @@ def test_cli_refuses_oversized_text_in_one_line(tmp_path: Path, sqlite_template:
     assert "task text is 101 characters; the limit is 100" in str(out.exception)
     assert (snapshot(store), audit_count(store)) == (before, audit_before)
     store.dispose()
+
+
+def test_imported_free_text_follows_the_setting(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from cep_engine.services import imports
+
+    monkeypatch.setenv("CEP_MAX_TEXT_LENGTH", "120")
+    configure(load_settings())
+    path = tmp_path / "risks.csv"
+    path.write_text("title,probability,impact,mitigation\n"
+                    f"Rack late,3,4,{'m' * 130}\nPower,2,2,{'p' * 120}\n", encoding="utf-8")
+    with pytest.raises(imports.ImportRejected) as err:
+        imports.read_rows(path, imports.RiskRow)
+    [problem] = err.value.problems
+    assert problem.startswith("row 2, field 'mitigation': is 130 characters; the limit is 120")
+    assert problem.endswith("(got '" + "m" * 60 + "...')")
