@@ -2,12 +2,13 @@
 
 For every stored policy snapshot, priority and rung, the calendar turns the rung's threshold
 into one cutoff instant: an issue idle (no activity, no acknowledgement) since at or before
-the cutoff has been idle at least the threshold in business time. An indexed join of the
-open issues with those cutoffs finds the due set; the same transaction moves each due issue
-one rung up, records its escalation (unique per issue, rung and cycle), its audit row and
-its outbox message. Rungs are swept in order, so an issue idle long enough climbs several
-rungs in one sweep, each exactly once. On PostgreSQL the due rows are locked with
-``FOR UPDATE SKIP LOCKED``: two sweeps at once never escalate the same (issue, rung) twice.
+the cutoff has been idle at least the threshold in business time. Per rung, one range scan
+of the partial index ``ix_issues_due`` per cutoff finds the due set; the same transaction
+moves each due issue one rung up, records its escalation (unique per issue, rung and cycle),
+its audit row and its outbox message (unique idempotency key). Rungs are swept in order, so
+an issue idle long enough climbs several rungs in one sweep, each exactly once. On
+PostgreSQL the due rows are locked with ``FOR UPDATE SKIP LOCKED``: two sweeps at once never
+escalate the same (issue, rung) twice.
 """
 
 from __future__ import annotations
@@ -25,17 +26,22 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     and_,
+    any_,
     cast,
     exists,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -62,22 +68,15 @@ ESCALATE = {src: dest for src, dest, t in LADDER_MACHINE.edges() if t.trigger ==
 """The escalate edges of the ladder table: the sweep moves issues only along these."""
 
 _temp = MetaData()
-CUTOFFS = Table(
-    "sweep_cutoffs", _temp,
-    Column("rung", Integer), Column("policy_id", Integer), Column("priority", String(10)),
-    Column("from_level", String(20)), Column("to_level", String(20)),
-    Column("cutoff", UTCDateTime()), Column("to_roles", JSON), Column("cc_roles", JSON),
-    Column("guards", JSON), Column("reason", String(400)),
-    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
-)
 DUE = Table(
     "sweep_due", _temp,
-    Column("issue_id", Integer, primary_key=True), Column("project_id", Integer),
-    Column("rung", Integer), Column("policy_id", Integer), Column("priority", String(10)),
-    Column("from_level", String(20)), Column("to_level", String(20)),
+    Column("issue_id", Integer, primary_key=True, autoincrement=False),
+    Column("project_id", Integer), Column("number", Integer),
     Column("stale_since", UTCDateTime()), Column("cycle", Integer),
-    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+    Column("policy_id", Integer), Column("priority", String(10)),
+    prefixes=["TEMPORARY"],
 )
+"""SQLite only: the due set of one rung, so that its writes need not find it again."""
 
 
 @dataclass(frozen=True)
@@ -95,17 +94,17 @@ class Cutoff:
     to_roles: tuple[str, ...]
     cc_roles: tuple[str, ...]
 
-    def row(self) -> dict[str, Any]:
-        """The row of the cutoffs table, with the guard results every due issue shares."""
+    @property
+    def guards(self) -> list[dict[str, Any]]:
+        """The guard results every issue due at this cutoff shares, for its audit row."""
         detail = f"idle since {self.cutoff.isoformat()} or earlier: {self.after} of business time"
-        return {
-            "rung": self.rung, "policy_id": self.policy_id, "priority": self.priority,
-            "from_level": self.from_level, "to_level": self.to_level, "cutoff": self.cutoff,
-            "to_roles": list(self.to_roles), "cc_roles": list(self.cc_roles),
-            "guards": [{"guard": "stale_past_threshold", "passed": True, "detail": detail},
-                       {"guard": "not_snoozed", "passed": True, "detail": None}],
-            "reason": f"escalated by the sweep: no activity for {self.after} of business time",
-        }
+        return [{"guard": "stale_past_threshold", "passed": True, "detail": detail},
+                {"guard": "not_snoozed", "passed": True, "detail": None}]
+
+    @property
+    def reason(self) -> str:
+        """The audit row's reason."""
+        return f"escalated by the sweep: no activity for {self.after} of business time"
 
 
 @dataclass
@@ -197,77 +196,146 @@ def _snapshots_in_use(conn: Connection) -> dict[int, Mapping[str, Any]]:
 
 def _apply(conn: Connection, cutoffs: list[Cutoff], as_of: datetime,
            report: SweepReport, detail: int) -> None:
-    CUTOFFS.create(conn)
-    DUE.create(conn)
-    conn.execute(insert(CUTOFFS), [c.row() for c in cutoffs])
+    """Climb rung by rung, in order, so that an issue idle long enough climbs several."""
+    postgres = conn.dialect.name == "postgresql"
+    if not postgres:
+        DUE.create(conn)
     for rung in sorted({c.rung for c in cutoffs}):
-        conn.execute(DUE.delete())
-        conn.execute(_select_due(conn, rung, as_of))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE sweep_due"))
-        counts = conn.execute(
-            select(Project.key, DUE.c.to_level, func.count())
-            .join(Project, Project.id == DUE.c.project_id)
-            .group_by(Project.key, DUE.c.to_level)
-        ).all()
-        if not counts:
-            continue
-        report.escalations.update({(key, level): n for key, level, n in counts})
-        if (room := detail - len(report.escalated)) > 0:
-            report.escalated += _details(conn, room)
-        _climb(conn, as_of)
-    if conn.dialect.name != "postgresql":
+        room = max(detail - len(report.escalated), 0)
+        counts, first = _climb(conn, [c for c in cutoffs if c.rung == rung], as_of, room)
+        report.escalations.update(counts)
+        report.escalated += first
+    if not postgres:
         DUE.drop(conn)
-        CUTOFFS.drop(conn)
 
 
-def _details(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(Project.key, Issue.number, DUE.c.from_level, DUE.c.to_level, DUE.c.priority)
-        .join(Issue, Issue.id == DUE.c.issue_id).join(Project, Project.id == DUE.c.project_id)
-        .order_by(Project.key, Issue.number).limit(limit)
-    )
-    return [{"project": key, "issue": number, "from_level": src, "level": dest,
-             "priority": priority} for key, number, src, dest, priority in rows]
+def _climb(
+    conn: Connection, cutoffs: list[Cutoff], as_of: datetime, room: int
+) -> tuple[Counter[tuple[str, str]], list[dict[str, Any]]]:
+    """Move the due issues of one rung one level up, with their escalation, audit and outbox
+    rows; return the count per (project key, new level) and the first ``room`` of them.
+
+    PostgreSQL does it in one statement: a CTE locks the due rows ``FOR UPDATE SKIP LOCKED``
+    and the UPDATE and the three INSERTs read that locked set. SQLite (one writer at a time,
+    ``BEGIN IMMEDIATE``) has no data-modifying CTEs: the due set goes to a temporary table
+    first. Every cutoff of a rung leads from the same level to the same next one
+    (:func:`plan_cutoffs` checks the edges).
+    """
+    to_level = cutoffs[0].to_level
+    due_query = _select_due(cutoffs, as_of)
+    if conn.dialect.name == "postgresql":
+        due = due_query.with_for_update(of=Issue.__table__, skip_locked=True).cte("due")
+        locked_ids = func.array(select(due.c.issue_id).scalar_subquery())
+        climbed = (update(Issue).where(Issue.id == any_(locked_ids))
+                   .values(level=to_level, version=Issue.version + 1))
+        writes = [climbed, *_inserts(conn, due, cutoffs, as_of)]
+        tally = union_all(*_tally(due, room)).add_cte(
+            *(w.cte(f"w{i}") for i, w in enumerate(writes)))
+        rows = conn.execute(tally).all()
+    else:
+        conn.execute(DUE.delete())
+        found = conn.execute(
+            insert(DUE).from_select(list(due_query.selected_columns.keys()), due_query))
+        if not found.rowcount:
+            return Counter(), []
+        conn.execute(update(Issue).where(Issue.id.in_(select(DUE.c.issue_id)))
+                     .values(level=to_level, version=Issue.version + 1))
+        for statement in _inserts(conn, DUE, cutoffs, as_of):
+            conn.execute(statement)
+        rows = [row for query in _tally(DUE, room) for row in conn.execute(query)]
+    counts: Counter[tuple[str, str]] = Counter()
+    first = []
+    for key, n, number, priority in rows:
+        if number is None:
+            counts[(key, to_level)] = n
+        else:
+            first.append({"project": key, "issue": number, "from_level": cutoffs[0].from_level,
+                          "level": to_level, "priority": priority})
+    return counts, first
 
 
-def _select_due(conn: Connection, rung: int, as_of: datetime) -> Any:
-    c = CUTOFFS.c
-    query = (
-        select(Issue.id, Issue.project_id, c.rung, c.policy_id, c.priority, c.from_level,
-               c.to_level, Issue.stale_since, Issue.cycle)
-        .join(CUTOFFS, and_(Issue.policy_id == c.policy_id, Issue.priority == c.priority,
-                            Issue.level == c.from_level))
-        .where(c.rung == rung, text(f"issues.{OPEN_ISSUE_SQL}"),
-               Issue.stale_since <= c.cutoff,
+def _cutoff_rows(cutoffs: list[Cutoff]) -> Any:
+    """What the writes need per (policy, priority) of one rung, as a derived table."""
+    json_list = JSON(none_as_null=True)
+    rows = [
+        select(literal(c.policy_id, Integer).label("policy_id"),
+               literal(c.priority, String).label("priority"),
+               literal(list(c.to_roles), json_list).label("to_roles"),
+               literal(list(c.cc_roles), json_list).label("cc_roles"),
+               literal(c.guards, json_list).label("guards"),
+               literal(c.reason, String).label("reason"))
+        for c in cutoffs
+    ]
+    return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("cutoffs")
+
+
+def _select_due(
+    cutoffs: list[Cutoff], as_of: datetime
+) -> Select[int, int, int, datetime, int, int, str]:
+    """The open, unsnoozed issues of one rung idle since their cutoff: one indexed range per
+    cutoff, OR-ed, so that each is a range scan of the partial index ``ix_issues_due`` with
+    constants the planner can estimate. Narrow rows: the due set of a million issues must
+    stay in memory (PostgreSQL's ``work_mem``)."""
+    idle = [and_(Issue.policy_id == c.policy_id, Issue.priority == c.priority,
+                 Issue.level == c.from_level, Issue.stale_since <= c.cutoff) for c in cutoffs]
+    return (
+        select(Issue.id.label("issue_id"), Issue.project_id, Issue.number, Issue.stale_since,
+               Issue.cycle, Issue.policy_id, Issue.priority)
+        .where(text(f"issues.{OPEN_ISSUE_SQL}"), or_(*idle),
                or_(Issue.snoozed_until.is_(None), Issue.snoozed_until <= as_of))
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=Issue.__table__, skip_locked=True)
-    return insert(DUE).from_select(
-        ["issue_id", "project_id", "rung", "policy_id", "priority", "from_level", "to_level",
-         "stale_since", "cycle"], query)
 
 
-def _climb(conn: Connection, as_of: datetime) -> None:
-    d = DUE.c
-    conn.execute(
-        update(Issue).where(Issue.id == d.issue_id)
-        .values(level=d.to_level, version=Issue.version + 1)
-    )
-    conn.execute(insert(Escalation).from_select(
+def _inserts(conn: Connection, due: Any, cutoffs: list[Cutoff], as_of: datetime) -> list[Any]:
+    """INSERT ... SELECT from the due set ``due``: escalations, audit rows, outbox messages."""
+    d = due.c
+    at = literal(as_of, UTCDateTime())
+    from_level = literal(cutoffs[0].from_level, String)
+    to_level = literal(cutoffs[0].to_level, String)
+    cut = _cutoff_rows(cutoffs)
+    with_cutoff = and_(cut.c.policy_id == d.policy_id, cut.c.priority == d.priority)
+    escalations = insert(Escalation).from_select(
         ["issue_id", "level", "cycle", "escalated_at", "stale_since"],
-        select(d.issue_id, d.to_level, d.cycle, literal(as_of, UTCDateTime()), d.stale_since)))
-    joined = (
-        select()
-        .select_from(DUE)
-        .join(Issue, Issue.id == d.issue_id)
-        .join(Project, Project.id == d.project_id)
-        .join(CUTOFFS, and_(CUTOFFS.c.rung == d.rung, CUTOFFS.c.policy_id == d.policy_id,
-                            CUTOFFS.c.priority == d.priority))
-    )
-    conn.execute(_audit_rows(conn, joined, as_of))
-    conn.execute(_outbox_rows(conn, joined, as_of))
+        select(d.issue_id, to_level, d.cycle, at, d.stale_since))
+    entity = Project.key + literal("#") + cast(d.number, String)
+    audit = insert(AuditEntry).from_select(
+        ["at", "actor", "actor_roles", "project_id", "entity_type", "entity", "trigger",
+         "from_state", "to_state", "accepted", "guards", "reason"],
+        select(at, literal(ENGINE_ACTOR), literal("engine"), d.project_id, literal("issue"),
+               entity, literal("escalate"), from_level, to_level, literal(True),
+               cut.c.guards, cut.c.reason)
+        .join_from(due, Project, Project.id == d.project_id).join(cut, with_cutoff))
+    key = (literal("escalation:") + cast(d.issue_id, String) + literal(":") + to_level
+           + literal(":") + cast(d.cycle, String))
+    build = func.json_build_object if conn.dialect.name == "postgresql" else func.json_object
+    context = build(literal("issue_id"), d.issue_id, literal("level"), to_level,
+                    literal("from_level"), from_level, literal("cycle"), d.cycle)
+    outbox = (select(key, literal(Kind.ESCALATION.value), d.project_id, cut.c.to_roles,
+                     cut.c.cc_roles, _json_literal(conn, []), context,
+                     literal(Status.PENDING.value), literal(0), at, at)
+              .join_from(due, cut, with_cutoff)
+              .where(true()))  # SQLite needs a WHERE before ON CONFLICT
+    return [escalations, audit, _outbox_insert(conn, outbox)]
+
+
+def _tally(due: Any, room: int) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
+    """Escalations per project key in the due set (``number`` NULL), and its first ``room``
+    issues by project key and number, as rows of the same shape."""
+    to_project = Project.id == due.c.project_id
+    counts = (select(Project.key, func.count(), cast(null(), Integer), cast(null(), String))
+              .join_from(due, Project, to_project).group_by(Project.key))
+    first = (select(Project.key, literal(1), due.c.number, due.c.priority)
+             .join_from(due, Project, to_project)
+             .order_by(Project.key, due.c.number).limit(room).subquery("first"))
+    return counts, select(first)
+
+
+def _outbox_insert(conn: Connection, rows: Select[Any]) -> Any:
+    cols = ["idempotency_key", "kind", "project_id", "to_roles", "cc_roles", "to_addresses",
+            "context", "status", "attempts", "next_attempt_at", "created_at"]
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return dialect_insert(OutboxMessage).from_select(cols, rows).on_conflict_do_nothing(
+        index_elements=["idempotency_key"])
 
 
 def _json_literal(conn: Connection, value: Any) -> ColumnElement[Any]:
@@ -275,35 +343,3 @@ def _json_literal(conn: Connection, value: Any) -> ColumnElement[Any]:
     if conn.dialect.name == "postgresql":
         return cast(literal(text), JSON)
     return literal(text)
-
-
-def _audit_rows(conn: Connection, joined: Any, as_of: datetime) -> Any:
-    d, c = DUE.c, CUTOFFS.c
-    entity = Project.key + literal("#") + cast(Issue.number, String)
-    rows = joined.add_columns(
-        literal(as_of, UTCDateTime()), literal(ENGINE_ACTOR), literal("engine"),
-        d.project_id, literal("issue"), entity, literal("escalate"), d.from_level,
-        d.to_level, literal(True), c.guards, c.reason,
-    )
-    return insert(AuditEntry).from_select(
-        ["at", "actor", "actor_roles", "project_id", "entity_type", "entity", "trigger",
-         "from_state", "to_state", "accepted", "guards", "reason"], rows)
-
-
-def _outbox_rows(conn: Connection, joined: Any, as_of: datetime) -> Any:
-    d, c = DUE.c, CUTOFFS.c
-    key = (literal("escalation:") + cast(d.issue_id, String) + literal(":") + d.to_level
-           + literal(":") + cast(d.cycle, String))
-    build = func.json_build_object if conn.dialect.name == "postgresql" else func.json_object
-    context = build(literal("issue_id"), d.issue_id, literal("level"), d.to_level,
-                    literal("from_level"), d.from_level, literal("cycle"), d.cycle)
-    rows = joined.add_columns(
-        key, literal(Kind.ESCALATION.value), d.project_id, c.to_roles, c.cc_roles,
-        _json_literal(conn, []), context, literal(Status.PENDING.value), literal(0),
-        literal(as_of, UTCDateTime()), literal(as_of, UTCDateTime()),
-    )
-    cols = ["idempotency_key", "kind", "project_id", "to_roles", "cc_roles", "to_addresses",
-            "context", "status", "attempts", "next_attempt_at", "created_at"]
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return dialect_insert(OutboxMessage).from_select(cols, rows).on_conflict_do_nothing(
-        index_elements=["idempotency_key"])

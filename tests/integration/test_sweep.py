@@ -207,11 +207,12 @@ def test_failure_half_way_applies_nothing(store: Store, monkeypatch: pytest.Monk
     open_issue(store, key)
     real, calls = sweep_mod._climb, []
 
-    def climb_then_fail(conn: Any, as_of: datetime) -> None:
-        real(conn, as_of)
+    def climb_then_fail(*args: Any) -> Any:
+        counts = real(*args)
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("crash between rungs")
+        return counts
 
     monkeypatch.setattr(sweep_mod, "_climb", climb_then_fail)
     before = snapshot(store, skip=())
@@ -231,8 +232,8 @@ from cep_engine.escalation.policy import load_policy
 from cep_engine.settings import REPO_CONFIG_DIR
 from cep_engine.store.db import Store
 real = m._climb
-def climb_then_die(conn, as_of):
-    real(conn, as_of)
+def climb_then_die(*args):
+    real(*args)
     os.kill(os.getpid(), signal.SIGKILL)
 m._climb = climb_then_die
 policy = load_policy(REPO_CONFIG_DIR / "escalation.yaml")
@@ -275,3 +276,16 @@ def test_two_sweeps_at_once_escalate_each_issue_once(pg_store: Store) -> None:
         t.join(60)
     assert sum(r.total for r in reports) == 180
     assert counts(pg_store) == (180, 180, 180)
+
+
+def test_detail_lists_the_first_escalations_in_order(store: Store) -> None:
+    key = staff_project(store)
+    for _ in range(3):
+        open_issue(store, key)
+    report = sweep(store, NOW + 72 * H, detail=4)
+    assert report.total == 9
+    assert [(e["issue"], e["from_level"], e["level"]) for e in report.escalated] == [
+        (1, "team", "senior_pm"), (2, "team", "senior_pm"), (3, "team", "senior_pm"),
+        (1, "senior_pm", "project_sponsor")]
+    assert {(e["project"], e["priority"]) for e in report.escalated} == {(key, "critical")}
+    assert sweep(store, NOW + 72 * H, detail=4).escalated == []
