@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,29 +80,29 @@ class _Job:
 
 
 def claim(store: Store, *, now: datetime, limit: int, lease_seconds: int) -> list[Claimed]:
-    """Claim up to ``limit`` due pending messages for this run (see the module docstring)."""
+    """Claim up to ``limit`` due pending messages for this run (see the module docstring).
+
+    PostgreSQL picks, locks and leases in one statement (``UPDATE ... FROM (SELECT ... FOR
+    UPDATE SKIP LOCKED) RETURNING``); SQLite, which serializes writers anyway, reads the due
+    rows and then leases them by id."""
+    m = OutboxMessage
+    columns = (m.id, m.idempotency_key, m.kind, m.project_id, m.to_roles, m.cc_roles,
+               m.to_addresses, m.context, m.attempts, m.next_attempt_at.label("due_at"))
+    due = (m.status == Status.PENDING.value, m.next_attempt_at <= now)
+    oldest = (m.next_attempt_at, m.id)
+    lease = {"attempts": m.attempts + 1,
+             "next_attempt_at": now + timedelta(seconds=lease_seconds)}
     with store.transaction() as session:
-        m = OutboxMessage
-        query = (
-            select(m.id, m.idempotency_key, m.kind, m.project_id, m.to_roles, m.cc_roles,
-                   m.to_addresses, m.context, m.attempts)
-            .where(OutboxMessage.status == Status.PENDING.value,
-                   OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = session.execute(query).all()
-        if not rows:
-            return []
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_([r.id for r in rows]))
-            .values(attempts=OutboxMessage.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=lease_seconds))
-            .execution_options(synchronize_session=False)
-        )
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
+            picked = (select(*columns).where(*due).order_by(*oldest).limit(limit)
+                      .with_for_update(skip_locked=True).subquery("picked"))
+            leased = update(m).where(m.id == picked.c.id).values(**lease).returning(picked)
+            rows = sorted(conn.execute(leased).all(), key=lambda r: (r.due_at, r.id))
+        else:
+            rows = list(conn.execute(select(*columns).where(*due).order_by(*oldest).limit(limit)))
+            if rows:
+                conn.execute(update(m).where(m.id.in_([r.id for r in rows])).values(**lease))
         return [Claimed(r.id, r.idempotency_key, r.kind, r.project_id, tuple(r.to_roles),
                         tuple(r.cc_roles), tuple(r.to_addresses), dict(r.context),
                         r.attempts + 1) for r in rows]
@@ -218,6 +219,7 @@ def _send_all(
             down = str(exc)
             report.errors.append(down)
             log.error("%s", down)
+    recorder = _Recorder(store)
     try:
         for digest in digests:
             down = _send_digest(mailer, digest, down)
@@ -227,11 +229,15 @@ def _send_all(
                 down = _send_one(mailer, job, job.mail, down)
             done.append(job)
             if len(done) >= MARK_EVERY:
-                _record(store, done, now, settings, report)
+                recorder.record(_outcomes(done, now, settings, report))
                 done = []
-        _record(store, done, now, settings, report)
+        recorder.record(_outcomes(done, now, settings, report))
+        recorder.wait()
     finally:
-        mailer.close()
+        try:
+            recorder.close()
+        finally:
+            mailer.close()
 
 
 def _send_digest(mailer: Mailer, digest: _Digest, down: str | None) -> str | None:
@@ -262,25 +268,77 @@ def _send_one(mailer: Mailer, job: _Job, mail: Mail, down: str | None) -> str | 
     return None
 
 
-def _record(
-    store: Store, jobs: list[_Job], now: datetime, settings: NotifySettings,
-    report: DeliveryReport,
-) -> None:
-    """Commit the outcome of ``jobs`` and the audit rows of unheld roles, in one transaction."""
-    if not jobs:
+@dataclass
+class _Outcomes:
+    """What one chunk's transaction writes: the rows' new state and the audit rows."""
+
+    values: list[dict[str, Any]]
+    audits: list[AuditEntry]
+
+
+def _outcomes(jobs: list[_Job], now: datetime, settings: NotifySettings,
+              report: DeliveryReport) -> _Outcomes:
+    return _Outcomes([_outcome(job, now, settings, report) for job in jobs], _audits(jobs, now))
+
+
+_MARK = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("b_id"),
+           OutboxMessage.attempts == bindparam("b_attempts"))
+    .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+            last_error=bindparam("b_error"), sent_at=bindparam("b_sent_at"),
+            message_id=bindparam("b_message_id"))
+)
+
+
+def _commit(store: Store, outcomes: _Outcomes) -> None:
+    """Commit the outcome of one chunk and the audit rows of unheld roles, in one transaction.
+
+    The ``attempts`` condition makes it a no-op for a row another run has claimed since."""
+    if not outcomes.values:
         return
-    values = [_outcome(job, now, settings, report) for job in jobs]
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id == bindparam("b_id"),
-               OutboxMessage.attempts == bindparam("b_attempts"))
-        .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
-                last_error=bindparam("b_error"), sent_at=bindparam("b_sent_at"),
-                message_id=bindparam("b_message_id"))
-    )
     with store.transaction() as session:
-        session.connection().execute(stmt, values)
-        session.add_all(_audits(jobs, now))
+        session.connection().execute(_MARK, outcomes.values)
+        session.add_all(outcomes.audits)
+
+
+class _Recorder:
+    """Commits each chunk's outcomes while the next chunk is being sent.
+
+    On PostgreSQL a chunk's commit is a few hundred round trips' worth of server work, so it
+    runs in one worker thread (the socket waits release the GIL) and overlaps the next
+    chunk's sends. Chunks are committed in order, one at a time: before handing over a chunk
+    the recorder waits for the previous one, so a failed commit stops the run at the next
+    chunk boundary and at most two chunks are ever sent but unrecorded (each is sent again
+    after its lease, with the same Message-ID: the documented crash boundary). SQLite
+    commits inline: it is fast there, and a second thread would not see an in-memory
+    database.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="cep-outbox-record")
+                      if store.engine.dialect.name == "postgresql" else None)
+        self._pending: Future[None] | None = None
+
+    def record(self, outcomes: _Outcomes) -> None:
+        """Commit ``outcomes``, in the worker (after the previous chunk) or at once."""
+        self.wait()
+        if self._pool is None:
+            _commit(self._store, outcomes)
+        else:
+            self._pending = self._pool.submit(_commit, self._store, outcomes)
+
+    def wait(self) -> None:
+        """Block until the chunk in flight is committed; raise its error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Let the chunk in flight finish (its error is raised by :meth:`wait`), then stop."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _outcome(job: _Job, now: datetime, settings: NotifySettings,
