@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -55,6 +56,21 @@ def healthy(api: str, timeout: float = 1.0) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def work_pool_exists(api: str, name: str, timeout: float = 5.0) -> bool:
+    """Whether the Prefect API at ``api`` has a work pool ``name`` (``GET /work_pools/NAME``)."""
+    url = f"{api}/work_pools/{urllib.parse.quote(name, safe='')}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise ConfigError(f"the Prefect API at {api} answered {exc.code} for work pool "
+                          f"{name!r}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"cannot reach the Prefect API at {api}: {exc}") from exc
 
 
 def port_in_use(host: str, port: int) -> bool:

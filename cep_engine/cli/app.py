@@ -35,6 +35,8 @@ app.add_typer(escalation.escalation_app, name="escalation")
 app.command("escalate")(escalation.escalate)
 app.command("up")(engine.up)
 app.command("serve")(engine.serve)
+app.command("deploy")(engine.deploy)
+app.command("worker")(engine.worker)
 
 
 @app.callback()

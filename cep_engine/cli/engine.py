@@ -5,12 +5,17 @@ Prefect API in ``PREFECT_API_URL``. ``cep up`` is the whole engine on one machin
 prepares the data directory, migrates the database, starts a Prefect server on SQLite under
 ``<data dir>/prefect`` (unless ``PREFECT_API_URL`` names one, or a healthy server already
 answers on the port), waits for it, then serves. Ctrl-C stops what it started.
+
+Scale-out instead of one serving process: ``cep deploy --pool NAME`` registers the same
+deployments on a process work pool (see :mod:`workflows.pool`), and ``cep worker --pool NAME``,
+on as many machines as wanted, runs their flow runs.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +31,9 @@ Host = Annotated[str, typer.Option(help="Address of the local Prefect server.",
 Port = Annotated[int, typer.Option(help="Port of the local Prefect server.",
                                    envvar="CEP_PREFECT_PORT")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the server to be healthy.")]
+Pool = Annotated[str, typer.Option(help="Name of the process work pool.", envvar="CEP_POOL")]
+Limit = Annotated[int | None, typer.Option(min=1, help="Most flow runs this worker runs at once.")]
+WorkerName = Annotated[str | None, typer.Option("--name", help="Name of this worker.")]
 
 
 def serve(ctx: typer.Context) -> None:
@@ -40,6 +48,60 @@ def serve(ctx: typer.Context) -> None:
     if not healthy(api):
         raise ConfigError(f"no healthy Prefect API at PREFECT_API_URL={api}")
     _serve(ctx, api)
+
+
+def deploy(ctx: typer.Context, pool: Pool = "cep") -> None:
+    """Register every deployment on a process work pool (created if missing) for workers."""
+    from cep_engine.cli._prefect_env import QUIET, quiet
+    from cep_engine.cli._runtime import done
+
+    _require_api()
+    runtime = rt(ctx)
+    runtime.store().dispose()  # refuses a database `cep init` has not prepared
+    quiet(os.environ)
+    env = {**QUIET, "CEP_DATABASE_URL": runtime.settings.effective_database_url}
+    if config := runtime.config or os.environ.get("CEP_CONFIG"):
+        env["CEP_CONFIG"] = str(Path(config).resolve())
+    from workflows.pool import deploy_to_pool, ensure_process_pool
+    from workflows.serve import SERVED
+
+    created = ensure_process_pool(pool)
+    deploy_to_pool(runtime.settings, pool, env)
+    names = ", ".join(f"{s.flow.name}/cep" for s in SERVED)
+    done(f"{'created' if created else 'using'} work pool {pool!r} (process); deployed {names}. "
+         f"Start workers with `cep worker --pool {pool}`.")
+
+
+def worker(pool: Pool = "cep", limit: Limit = None, name: WorkerName = None) -> None:
+    """Run a Prefect worker that starts the flow runs of a work pool (see `cep deploy`)."""
+    import sys
+
+    from cep_engine.cli._prefect_env import quiet, work_pool_exists
+    from cep_engine.errors import ConfigError
+
+    api = _require_api()
+    if not work_pool_exists(api, pool):
+        raise ConfigError(f"no work pool {pool!r} at {api}; create it and its deployments "
+                          f"with `cep deploy --pool {pool}`")
+    cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type",
+           "process", "--install-policy", "never", "--no-create-pool-if-not-found"]
+    cmd += ["--limit", str(limit)] if limit else []
+    cmd += ["--name", name] if name else []
+    sys.stdout.flush()
+    os.execve(sys.executable, cmd, dict(quiet(dict(os.environ))))
+
+
+def _require_api() -> str:
+    from cep_engine.cli._prefect_env import api_url, healthy
+    from cep_engine.errors import ConfigError
+
+    api = api_url()
+    if api is None:
+        raise ConfigError("PREFECT_API_URL is not set; point it at the Prefect server "
+                          "(http://HOST:4200/api)")
+    if not healthy(api):
+        raise ConfigError(f"no healthy Prefect API at PREFECT_API_URL={api}")
+    return api
 
 
 def up(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 4200,
