@@ -31,6 +31,7 @@ class PhaseTrigger(StrEnum):
     description="Fire a phase trigger on a project: advance, hold, resume or cancel.",
     retries=0,
     validate_parameters=True,
+    persist_result=False,
 )
 async def phase_transition(
     project: str, trigger: PhaseTrigger, actor: str, reason: str = ""

@@ -50,6 +50,7 @@ def _act(key: str, stage: Stage, action: ReviewAction, actor: str, now: datetime
     description="Submit, validate or return a project's readiness checklist.",
     retries=0,
     validate_parameters=True,
+    persist_result=False,
 )
 async def readiness_review(
     project: str, stage: Stage, action: ReviewAction, actor: str,
