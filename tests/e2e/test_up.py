@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from cep_engine.cli._prefect_env import QUIET
+
 pytestmark = pytest.mark.slow
 
 
@@ -102,6 +104,24 @@ def _no_traceback(up: Up) -> None:
     assert "Traceback" not in up.stderr() + up.stdout(), up.stderr()[-3000:]
 
 
+OFFLINE_NOISE = ("Failed to send telemetry", "Name or service not known", "ConnectError",
+                 "All connection attempts failed", "amplitude")
+"""What Prefect logs when it tries to reach the network from an offline machine (with
+analytics on, the server logs "Failed to send telemetry: [Errno -2] Name or service not known"
+as soon as it starts)."""
+
+
+def _environ(pid: str) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def _offline_quiet(data_dir: Path, *ups: Up) -> None:
+    logs = (data_dir / "prefect" / "server.log").read_text(errors="replace")
+    logs += "".join(up.stdout() + up.stderr() for up in ups)
+    assert not [noise for noise in OFFLINE_NOISE if noise in logs], logs[-3000:]
+
+
 def _served(api: str) -> dict[str, Any]:
     deployments = post(f"{api}/deployments/filter", {})
     flows = {f["id"]: f["name"] for f in post(f"{api}/flows/filter", {})}
@@ -124,6 +144,8 @@ def test_up_serves_then_stops_cleanly_and_never_starts_two_servers(
     assert {"phase-transition/cep", "readiness-review/cep"} <= set(served)
     assert not any(d["paused"] for d in served.values())
     server_pid = (data_dir / "prefect" / "server.pid").read_text().split()[0]
+    server_env = _environ(server_pid)
+    assert {name: server_env.get(name) for name in QUIET} == QUIET
 
     second = start_up(data_dir, port, "second")
     ups.append(second)
@@ -140,6 +162,7 @@ def test_up_serves_then_stops_cleanly_and_never_starts_two_servers(
     assert "cep-engine stopped" in first.stdout()
     assert not healthy(api)
     assert not (data_dir / "prefect" / "server.pid").exists()
+    _offline_quiet(data_dir, first, second)
 
 
 def test_up_refuses_a_port_held_by_something_else(tmp_path: Path, ups: list[Up]) -> None:
