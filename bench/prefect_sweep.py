@@ -12,8 +12,9 @@ twice, undoing the escalations after each:
   * direct: ``services.jobs.sweep`` with the same arguments the flow passes (the baseline).
 
 Rounds alternate which goes first. Reports each time, the median of each and their ratio
-(goal: flow <= 1.3 x direct). The events a flow run queued are sent before the next
-measurement (untimed; printed as "event drain").
+(goal: flow <= 1.3 x direct). ``--event-limit`` measures what another cap on the flow's
+per-issue events would give (the flow reads the module's ``EVENT_LIMIT`` at each run). The
+events a flow run queued are sent before the next measurement (untimed; "event drain").
 
     .venv/bin/python bench/prefect_sweep.py --issues 100000 --rounds 3
     .venv/bin/python bench/prefect_sweep.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg-url", default="", help="sweep a fresh database on this server")
+    parser.add_argument("--event-limit", type=int, default=None,
+                        help="what-if: the flow's cap on cep.issue.escalated events per run "
+                             "(default: the flow's own, workflows.escalation_sweep.EVENT_LIMIT)")
     args = parser.parse_args()
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     work = Path(tempfile.mkdtemp(prefix="cep-bench-prefect-sweep-"))
@@ -81,7 +85,7 @@ def main() -> None:
             store = Store.from_url(f"sqlite:///{work / 'cep.db'}")
             upgrade(store)
         try:
-            _run(store, args.issues, args.rounds)
+            _run(store, args.issues, args.rounds, args.event_limit)
         finally:
             store.dispose()
     finally:
@@ -92,10 +96,16 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(store: Store, issues: int, rounds: int) -> None:
+def _run(store: Store, issues: int, rounds: int, event_limit: int | None) -> None:
+    import workflows.escalation_sweep as module
     from cep_engine.services import jobs
     from workflows._support import flush, prefect_clients, using_settings
-    from workflows.escalation_sweep import EVENT_LIMIT, escalation_sweep
+    from workflows.escalation_sweep import escalation_sweep
+
+    if event_limit is not None:
+        module.EVENT_LIMIT = event_limit
+    detail = module.EVENT_LIMIT
+    print(f"cep.issue.escalated events per run: at most {detail}")
 
     t0 = time.perf_counter()
     populate(store, issues)
@@ -106,7 +116,7 @@ def _run(store: Store, issues: int, rounds: int) -> None:
     jobs.policy(settings).business_calendar.subtract(AS_OF, 60)  # warm the holidays module
 
     def direct() -> None:
-        report = jobs.sweep(store, settings, as_of=AS_OF, detail=EVENT_LIMIT)
+        report = jobs.sweep(store, settings, as_of=AS_OF, detail=detail)
         assert report.total == due, report.total
 
     async def as_flow() -> None:
