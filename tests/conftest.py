@@ -49,6 +49,12 @@ STAFF = {
     TEAM: "cts_team_member",
 }
 
+OFFLINE_NOISE = ("Failed to send telemetry", "Name or service not known", "ConnectError",
+                 "All connection attempts failed", "amplitude")
+"""What Prefect logs when it tries to reach the network from an offline machine (with
+analytics on, the server logs "Failed to send telemetry: [Errno -2] Name or service not known"
+as soon as it starts)."""
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from cep_engine.services.issues import policy_snapshot_id
 from cep_engine.settings import REPO_CONFIG_DIR
 from cep_engine.store.db import Store
 from cep_engine.store.migrate import upgrade
-from tests.conftest import PG_URL, staff_project
+from tests.conftest import OFFLINE_NOISE, PG_URL, staff_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -105,6 +105,9 @@ class Cluster:
 
     def worker_log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")
+
+    def server_log(self) -> str:
+        return (self.home / "server" / "server.log").read_text(errors="replace")
 
 
 def _env(api: str, home: Path) -> dict[str, str]:
@@ -250,6 +253,21 @@ def _each_worker_ran_one(cluster: Cluster, runs: list[dict[str, Any]]) -> None:
     assert sorted(len(names) for names in ran.values()) == [1, 1], ran
 
 
+def test_worker_and_deploy_refuse_without_a_server_or_pool(cluster: Cluster) -> None:
+    env = _env(cluster.api, cluster.home)
+    missing = _cep(env, "worker", "--pool", "no-such-pool")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"error: no work pool 'no-such-pool' at {cluster.api}; create it and its deployments "
+        "with `cep deploy --pool no-such-pool`"]
+    for command in (["worker"], ["--database-url", cluster.db_url, "deploy"]):
+        result = _cep({**env, "PREFECT_API_URL": ""}, *command)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            "error: PREFECT_API_URL is not set; point it at the Prefect server "
+            "(http://HOST:4200/api)"]
+
+
 def test_workers_run_flow_runs_of_the_deployments(cluster: Cluster) -> None:
     deployments = _call(f"{cluster.api}/deployments/filter", {})
     assert deployments and {d["work_pool_name"] for d in deployments} == {POOL}
@@ -297,8 +315,9 @@ def test_two_sweeps_at_once_escalate_each_issue_and_level_once(cluster: Cluster)
     finals = _race(cluster, "issues", "escalation-sweep/cep", [as_of, as_of])
     assert [f["state"]["type"] for f in finals] == ["COMPLETED", "COMPLETED"], \
         [f["state"] for f in finals]
-    for name in WORKERS:
-        assert "Traceback" not in cluster.worker_log(name), cluster.worker_log(name)[-3000:]
+    logs = "".join(cluster.worker_log(name) for name in WORKERS) + cluster.server_log()
+    assert "Traceback" not in logs, logs[-3000:]
+    assert not [noise for noise in OFFLINE_NOISE if noise in logs], logs[-3000:]
     expected = {(issue, level) for issue in idle for level in CLIMB}
     escalations = _per_issue_level(cluster.store, "SELECT issue_id, level, count(*) "
                                    "FROM escalations GROUP BY issue_id, level")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from cep_engine.cli._prefect_env import QUIET
+from tests.conftest import OFFLINE_NOISE
 
 pytestmark = pytest.mark.slow
 
@@ -102,13 +103,6 @@ def ups(tmp_path: Path) -> Iterator[list[Up]]:
 
 def _no_traceback(up: Up) -> None:
     assert "Traceback" not in up.stderr() + up.stdout(), up.stderr()[-3000:]
-
-
-OFFLINE_NOISE = ("Failed to send telemetry", "Name or service not known", "ConnectError",
-                 "All connection attempts failed", "amplitude")
-"""What Prefect logs when it tries to reach the network from an offline machine (with
-analytics on, the server logs "Failed to send telemetry: [Errno -2] Name or service not known"
-as soon as it starts)."""
 
 
 def _environ(pid: str) -> dict[str, str]:
