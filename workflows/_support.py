@@ -111,19 +111,22 @@ async def prefect_clients() -> AsyncIterator[None]:
 
 
 def run_in_process(
-    flow: Callable[..., Awaitable[Any]], settings: Settings, parameters: Mapping[str, Any]
+    flow: Callable[..., Awaitable[Any]], settings: Settings, parameters: Mapping[str, Any],
+    *, failed_ok: bool = False,
 ) -> tuple[Any, UUID | None]:
     """Run an async ``flow`` here, against the configured Prefect API, with ``settings``.
 
     Returns the flow's result and the flow run's id; a refused change raises its
-    :class:`~cep_engine.errors.CepError` as the service raised it.
+    :class:`~cep_engine.errors.CepError` as the service raised it. With ``failed_ok``, a run
+    that failed with a result (a delivery that could not reach the mail server) returns it.
     """
 
     async def go() -> tuple[Any, UUID | None]:
         async with prefect_clients():
             with using_settings(settings):
                 state = await flow(**parameters, return_state=True)
-        return await state.aresult(), state.state_details.flow_run_id
+        result = await state.aresult(raise_on_failure=not failed_ok)
+        return result, state.state_details.flow_run_id
 
     return asyncio.run(go())
 

@@ -5,13 +5,16 @@ builds its schedule from the settings (``[schedules]`` in ``config/cep.toml``, o
 ``CEP_SCHEDULES__*``); a flow people start by hand (from the CLI or the UI's run form) has
 none:
 
-====================  ==========================================  ============================
-deployment            schedule (default)                          setting
-====================  ==========================================  ============================
-phase-transition/cep  by hand                                     -
-readiness-review/cep  by hand                                     -
-escalation-sweep/cep  every 5 minutes                             ``sweep_every_minutes``
-====================  ==========================================  ============================
+=========================  ===========================  ============================
+deployment                 schedule (default)           setting
+=========================  ===========================  ============================
+phase-transition/cep       by hand (CLI or run form)    -
+readiness-review/cep       by hand (CLI or run form)    -
+escalation-sweep/cep       every 5 minutes              ``sweep_every_minutes``
+deliver-notifications/cep  every minute                 ``delivery_every_seconds``
+deadline-reminders/cep     daily 07:00 in ``timezone``  ``reminders_cron``
+risk-trigger-check/cep     every hour                   ``risk_check_every_minutes``
+=========================  ===========================  ============================
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from prefect.types.entrypoint import EntrypointType
 
 from cep_engine import __version__
 from cep_engine.settings import Settings
+from workflows.deadline_reminders import deadline_reminders
+from workflows.deliver_notifications import deliver_notifications
 from workflows.escalation_sweep import escalation_sweep
 from workflows.phase_transition import phase_transition
 from workflows.readiness_review import readiness_review
+from workflows.risk_trigger_check import risk_trigger_check
 
 DEPLOYMENT = "cep"
 """Every deployment's name; run one as ``<flow name>/cep``, e.g. ``phase-transition/cep``."""
@@ -97,6 +103,9 @@ SERVED: list[Served] = [
     Served(phase_transition),
     Served(readiness_review),
     Served(escalation_sweep, sweep_schedule),
+    Served(deliver_notifications, delivery_schedule),
+    Served(deadline_reminders, reminders_schedule),
+    Served(risk_trigger_check, risk_schedule),
 ]
 """Every deployment ``cep serve`` and ``cep up`` serve."""
 

@@ -90,6 +90,48 @@ def sweep(runtime: Runtime, *, as_of: datetime, dry_run: bool, policy_file: Path
     return report.as_dict(), None
 
 
+def deliver(runtime: Runtime, *, local: bool) -> Outcome:
+    """One delivery run; the outcome is the delivery report's dict. As a flow run it is not
+    retried: the command reports what happened, as in-process."""
+    if use_flows(local):
+        _prepare_prefect()
+        from workflows.deliver_notifications import deliver_notifications
+
+        return _as_flow_run(runtime, deliver_notifications.with_options(retries=0),
+                            failed_ok=True)
+    from cep_engine.cli._runtime import now
+    from cep_engine.services import jobs
+
+    return jobs.deliver(runtime.store(), runtime.settings, now=now()).as_dict(), None
+
+
+def remind(runtime: Runtime, *, as_of: datetime, days_before: int, local: bool) -> Outcome:
+    """Queue the due reminders; the outcome is the reminder report's dict."""
+    if use_flows(local):
+        _prepare_prefect()
+        from workflows.deadline_reminders import deadline_reminders
+
+        return _as_flow_run(runtime, deadline_reminders, as_of=as_of, days_before=days_before)
+    from cep_engine.services import jobs
+
+    report = jobs.remind(runtime.store(), runtime.settings, as_of=as_of,
+                         days_before=days_before)
+    return report.as_dict(), None
+
+
+def risk_check(runtime: Runtime, *, as_of: datetime, local: bool) -> Outcome:
+    """Trigger the risks whose trigger date has arrived; the outcome has ``triggered``."""
+    if use_flows(local):
+        _prepare_prefect()
+        from workflows.risk_trigger_check import risk_trigger_check
+
+        return _as_flow_run(runtime, risk_trigger_check, as_of=as_of)
+    from cep_engine.services import jobs
+
+    fired = jobs.trigger_risks(runtime.store(), runtime.settings, as_of=as_of)
+    return {"as_of": as_of.isoformat(), "triggered": fired}, None
+
+
 def _prepare_prefect() -> None:
     """Before Prefect is imported: no analytics, and no run logs on the console (the
     command prints its one line; the logs are in the UI)."""
@@ -97,10 +139,11 @@ def _prepare_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
-def _as_flow_run(runtime: Runtime, flow: Any, **parameters: Any) -> Outcome:
+def _as_flow_run(runtime: Runtime, flow: Any, *, failed_ok: bool = False,
+                 **parameters: Any) -> Outcome:
     from workflows._support import run_in_process
 
     runtime.store()  # a missing schema fails here, before a flow run is created
-    result, run_id = run_in_process(flow, runtime.settings, parameters)
+    result, run_id = run_in_process(flow, runtime.settings, parameters, failed_ok=failed_ok)
     api = api_url() or ""
     return result, f"{ui_url(api)}/runs/flow-run/{run_id}" if run_id else None

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cep_engine.cli._common import Actor, AsJson, Key, rt
+from cep_engine.cli._common import Actor, AsJson, Key, Local, rt
 from cep_engine.cli._logs_common import CsvFile, Note, Number, Owner, Status, done, run_import
 
 risk_app = typer.Typer(help="The Risk Log: rated risks, their triggers and responses.",
@@ -131,19 +131,22 @@ def risk_trigger(ctx: typer.Context, key: Key, number: Number, actor: Actor,
 
 
 @risk_app.command("sweep")
-def risk_sweep(ctx: typer.Context, as_of: AsOf = None, as_json: AsJson = False) -> None:
-    """Trigger every risk whose trigger date has arrived (what the scheduled check runs)."""
-    from cep_engine.cli._logs_common import instant, policy
+def risk_sweep(ctx: typer.Context, as_of: AsOf = None, as_json: AsJson = False,
+               local: Local = False) -> None:
+    """Trigger every risk whose trigger date has arrived (what the scheduled check runs; as a
+    flow run when PREFECT_API_URL is set)."""
+    from cep_engine.cli import _dispatch
+    from cep_engine.cli._logs_common import instant
     from cep_engine.cli._runtime import emit_json, now
-    from cep_engine.services import risks
 
-    runtime = rt(ctx)
     when = instant(as_of, "--as-of") if as_of else now()
-    fired = risks.trigger_due_risks(runtime.store(), as_of=when, policy=policy(runtime))
+    out, run = _dispatch.risk_check(rt(ctx), as_of=when, local=local)
+    fired = out["triggered"]
     if as_json:
-        emit_json({"as_of": when.isoformat(), "triggered": fired})
+        emit_json(out)
     else:
-        done(f"{len(fired)} risk(s) triggered" + (f": {', '.join(fired)}" if fired else ""))
+        done(f"{len(fired)} risk(s) triggered" + (f": {', '.join(fired)}" if fired else "")
+             + (f"; flow run {run}" if run else ""))
 
 
 @risk_app.command("import")
@@ -240,18 +243,16 @@ def remind(
     ctx: typer.Context, as_of: AsOf = None,
     days_before: Annotated[int, typer.Option(
         min=0, max=60, help="Business days before the due date for the due-soon reminder.")] = 2,
-    as_json: AsJson = False,
+    as_json: AsJson = False, local: Local = False,
 ) -> None:
     """Queue due-soon and overdue reminders for readiness tasks and action items, once per
-    item and due date."""
-    from cep_engine.cli import _logs_render
-    from cep_engine.cli._logs_common import instant, policy
+    item and due date (as a flow run when PREFECT_API_URL is set)."""
+    from cep_engine.cli import _dispatch, _logs_render
+    from cep_engine.cli._logs_common import instant
     from cep_engine.cli._runtime import now, show
-    from cep_engine.services import reminders
 
-    runtime = rt(ctx)
     when = instant(as_of, "--as-of") if as_of else now()
-    report = reminders.run_reminders(runtime.store(), as_of=when,
-                                     calendar=policy(runtime).business_calendar,
-                                     days_before=days_before)
-    show(report.as_dict(), as_json, _logs_render.reminders)
+    report, run = _dispatch.remind(rt(ctx), as_of=when, days_before=days_before, local=local)
+    show(report, as_json, _logs_render.reminders)
+    if run and not as_json:
+        done(f"flow run {run}")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cep_engine.cli._common import AsJson, rt
+from cep_engine.cli._common import AsJson, Local, rt
 
 notify_app = typer.Typer(help="Email notifications: deliver the outbox, preview templates.",
                          no_args_is_help=True)
@@ -16,23 +16,21 @@ MessageId = Annotated[int, typer.Argument(help="Message id, as `cep outbox list`
 
 
 @notify_app.command("deliver")
-def deliver(ctx: typer.Context, as_json: AsJson = False) -> None:
-    """One delivery run: send every due message over one SMTP connection."""
-    from cep_engine.cli._runtime import console, emit_json, now
-    from cep_engine.notify.deliver import deliver as run
-    from cep_engine.notify.mailer import SmtpMailer
+def deliver(ctx: typer.Context, as_json: AsJson = False, local: Local = False) -> None:
+    """One delivery run: send every due message over one SMTP connection (as a flow run when
+    PREFECT_API_URL is set)."""
+    from cep_engine.cli import _dispatch
+    from cep_engine.cli._runtime import console, emit_json
 
-    runtime = rt(ctx)
-    settings = runtime.settings
-    report = run(runtime.store(), SmtpMailer(settings.notify), now=now(),
-                 settings=settings.notify, timezone=settings.timezone)
+    report, run = _dispatch.deliver(rt(ctx), local=local)
     if as_json:
-        emit_json(report.as_dict())
+        emit_json(report)
         return
-    console.print(f"claimed {report.claimed}: sent {report.sent}, retrying {report.retrying}, "
-                  f"dead {report.dead}, digests {report.digests}")
-    for line in report.missing_roles + report.errors:
-        console.print(f"  {line}")
+    console.print(f"claimed {report['claimed']}: sent {report['sent']}, retrying "
+                  f"{report['retrying']}, dead {report['dead']}, digests {report['digests']}"
+                  + (f"; flow run {run}" if run else ""), soft_wrap=True)
+    for line in report["missing_roles"] + report["errors"]:
+        console.print(f"  {line}", soft_wrap=True)
 
 
 @notify_app.command("preview")

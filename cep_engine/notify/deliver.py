@@ -58,6 +58,9 @@ class DeliveryReport:
     digests: int = 0
     missing_roles: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    dead_ids: list[int] = field(default_factory=list)
+    server_down: str | None = None
+    """Why the SMTP server could not be used in this run, if it could not."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -238,6 +241,7 @@ def _send_all(
             recorder.close()
         finally:
             mailer.close()
+    report.server_down = down
 
 
 def _send_digest(mailer: Mailer, digest: _Digest, down: str | None) -> str | None:
@@ -355,6 +359,7 @@ def _outcome(job: _Job, now: datetime, settings: NotifySettings,
     elif job.permanent or row.attempts >= settings.max_attempts:
         values["b_status"] = Status.DEAD.value
         report.dead += 1
+        report.dead_ids.append(row.id)
         report.errors.append(f"outbox #{row.id} ({row.key}) dead: {job.failure}")
         log.error("outbox #%s (%s) dead after %s attempt(s): %s", row.id, row.key,
                   row.attempts, job.failure)

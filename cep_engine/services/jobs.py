@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cep_engine.escalation.policy import EscalationPolicy
@@ -71,3 +71,16 @@ def trigger_risks(store: Store, settings: Settings, *, as_of: datetime) -> list[
     from cep_engine.services.risks import trigger_due_risks
 
     return trigger_due_risks(store, as_of=as_of, policy=policy(settings))
+
+
+def triggered(store: Store, names: list[str]) -> list[dict[str, Any]]:
+    """The risks ``names`` (as :func:`trigger_risks` returns them) with the issue each opened
+    and its action items, for reports."""
+    from cep_engine.services.risks import show_risk
+
+    out = []
+    with store.reading() as session:
+        for name in names:
+            key, _, number = name.partition(" R-")
+            out.append(show_risk(session, key, int(number)))
+    return out

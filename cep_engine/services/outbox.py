@@ -46,6 +46,14 @@ def list_messages(
     return [_row(msg, key) for msg, key in session.execute(query)]
 
 
+def messages_by_id(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The messages ``ids``, by id, as :func:`list_messages` shows them."""
+    query = (select(OutboxMessage, Project.key)
+             .outerjoin(Project, Project.id == OutboxMessage.project_id)
+             .where(OutboxMessage.id.in_(list(ids))).order_by(OutboxMessage.id))
+    return [_row(msg, key) for msg, key in session.execute(query)] if ids else []
+
+
 def show_message(session: Session, message_id: int) -> dict[str, Any]:
     """One message with its roles, addresses, context and delivery record."""
     found = session.execute(

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from cep_engine.states import Stage
 from cep_engine.store.db import Store
 from cep_engine.store.models import Base
 from tests.conftest import COORD, NOW, PM, audit_count, snapshot, staff_project
+from tests.integration.test_notify import SENDER, Server
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +47,13 @@ def free_port() -> int:
 
 @dataclass
 class Engine:
-    """The module's Prefect API and the database its ``cep serve`` runs flows on."""
+    """The module's Prefect API, the database its ``cep serve`` runs flows on and the mail
+    server they deliver to."""
 
     api: str
     db_url: str
     store: Store
+    smtp: Server
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +64,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
     db_url = f"sqlite:///{db}"
     server = LocalServer(home=home / "server", port=free_port())
     serving: subprocess.Popen[bytes] | None = None
+    smtp = Server()
+    smtp.start()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
         server.start()
@@ -68,21 +75,30 @@ def engine(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
                    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
             for name, value in env.items():
                 mp.setenv(name, value)
-            serving = _serve(home, db_url)
+            serving = _serve(home, db_url, smtp)
             with _prefect_settings(server.api, home / "client"):
                 _wait_for_deployments(serving, home)
                 store = Store.from_url(db_url)
-                yield Engine(api=server.api, db_url=db_url, store=store)
+                yield Engine(api=server.api, db_url=db_url, store=store, smtp=smtp)
                 store.dispose()
         finally:
             if serving is not None:
                 serving.terminate()
                 serving.wait(30)
             server.stop()
+            smtp.stop()
 
 
-def _serve(home: Path, db_url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CEP_DATABASE_URL": db_url}
+def _notify_env(smtp: Server) -> dict[str, str]:
+    """``CEP_NOTIFY__*`` settings that deliver to ``smtp``, one message each (no digests:
+    the module's tests share their people)."""
+    settings = smtp.settings(digest_threshold=10_000)
+    return {f"CEP_NOTIFY__{name.upper()}": str(value)
+            for name, value in settings.model_dump(exclude_none=True).items()}
+
+
+def _serve(home: Path, db_url: str, smtp: Server) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CEP_DATABASE_URL": db_url, **_notify_env(smtp)}
     with (home / "serve.log").open("wb") as log:
         return subprocess.Popen([sys.executable, "-m", "cep_engine.cli", "serve"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -200,8 +216,11 @@ def test_deployments_exist_with_enum_choices(engine: Engine) -> None:
     assert "cep-engine" in phase.tags
 
 
-SCHEDULED = {
+SCHEDULED: dict[str, tuple[timedelta | str, set[str]]] = {
     "escalation-sweep/cep": (timedelta(minutes=5), {"as_of", "dry_run"}),
+    "deliver-notifications/cep": (timedelta(minutes=1), set()),
+    "deadline-reminders/cep": ("0 7 * * *", {"as_of", "days_before"}),
+    "risk-trigger-check/cep": (timedelta(hours=1), {"as_of"}),
 }
 """Each scheduled deployment: its default interval (or cron) and its parameters."""
 
@@ -216,11 +235,13 @@ def test_scheduled_deployments_have_their_schedules_and_parameters(engine: Engin
         else:
             assert schedule.interval == every
         schema = deployment.parameter_openapi_schema
-        assert set(schema["properties"]) == parameters, name
+        assert set(schema.get("properties", {})) == parameters, name
         assert not schema.get("required"), name
         assert not deployment.paused and "cep-engine" in deployment.tags
     as_of = found["escalation-sweep/cep"].parameter_openapi_schema["properties"]["as_of"]
     assert {"type": "string", "format": "date-time"} in as_of["anyOf"]
+    days = found["deadline-reminders/cep"].parameter_openapi_schema["properties"]["days_before"]
+    assert (days["minimum"], days["maximum"], days["default"]) == (0, 60, 2)
 
 
 def test_schedules_come_from_settings(engine: Engine) -> None:
@@ -461,20 +482,208 @@ def test_escalation_sweep_refuses_a_time_without_zone(engine: Engine) -> None:
     assert snapshot(engine.store) == before
 
 
+def _outbox(store: Store, like: str) -> list[tuple[str, str, int]]:
+    with store.reading() as session:
+        rows = session.execute(text(
+            "SELECT idempotency_key, status, attempts FROM outbox WHERE idempotency_key LIKE :k "
+            "ORDER BY id"), {"k": like}).all()
+    return [(k, s, a) for k, s, a in rows]
+
+
+def _queue(store: Store, key: str, prefix: str, count: int, **over: Any) -> list[str]:
+    from sqlalchemy import select
+
+    from cep_engine.notify.outbox import Kind, enqueue, outbox_row
+    from cep_engine.notify.samples import sample_context
+    from cep_engine.store.models import Project
+
+    context = {k: v for k, v in sample_context("phase_changed").items()
+               if k not in ("to", "cc", "project")}
+    keys = [f"{prefix}:{i}" for i in range(count)]
+    with store.transaction() as session:
+        pid = session.scalars(select(Project.id).where(Project.key == key)).one()
+        enqueue(session, [outbox_row(key=k, kind=Kind.PHASE_CHANGED, project_id=pid,
+                                     context=context, now=NOW,
+                                     **({"to_roles": ["client_liaison"]} | over))
+                          for k in keys])
+    return keys
+
+
+def _received(smtp: Server, keys: list[str]) -> list[str]:
+    from cep_engine.notify.mailer import message_id_for
+
+    wanted = {message_id_for(k, SENDER) for k in keys}
+    return [i for i in smtp.inbox.ids() if i in wanted]
+
+
+def _outcomes(run_id: Any) -> dict[str, int]:
+    return {r["outcome"]: r["messages"] for r in _artifact(run_id, "notification-delivery")}
+
+
+def test_delivery_sends_once_publishes_and_reports_the_dead(engine: Engine) -> None:
+    key = staff_project(engine.store, "SDC-202")
+    sent = _queue(engine.store, key, "flow-sent", 2)
+    dead = _queue(engine.store, key, "flow-dead", 1, to_roles=[],
+                  to_addresses=["gone@dol.wa.gov"])
+    engine.smtp.inbox.refuse.add("gone@dol.wa.gov")
+    run = _run_deployment("deliver-notifications/cep")
+    assert run.state.is_completed(), run.state
+    assert sorted(_received(engine.smtp, sent + dead)) == sorted(_received(engine.smtp, sent))
+    assert len(_received(engine.smtp, sent)) == 2
+    assert [s for _, s, _ in _outbox(engine.store, "flow-%")] == ["sent", "sent", "dead"]
+    outcomes = _outcomes(run.id)
+    assert outcomes["sent"] >= 2 and outcomes["dead"] >= 1 and outcomes["retrying"] == 0
+    stored = _flow_run(run.id)
+    assert re.fullmatch(r"delivery \S+Z: \d+ sent, 0 retrying, \d+ dead", stored.name)
+    assert "change:notification" in stored.tags
+    with engine.store.reading() as session:
+        dead_id = session.execute(text("SELECT id FROM outbox WHERE idempotency_key = :k"),
+                                  {"k": dead[0]}).scalar_one()
+    [event] = _events("cep.notification.dead", f"cep.notification.{dead_id}")
+    assert "550" in event.payload["last_error"]
+    assert (f"cep.project.{key}", "project") in [(r.id, r.role) for r in event.related]
+
+    again = _run_deployment("deliver-notifications/cep")
+    assert again.state.is_completed()
+    assert _outcomes(again.id)["claimed"] == 0
+    assert len(_received(engine.smtp, sent)) == 2
+
+
+def test_delivery_retries_after_the_mail_server_comes_back(
+    engine: Engine, sqlite_template: Path, tmp_path: Path
+) -> None:
+    from workflows._support import run_in_process
+    from workflows.deliver_notifications import deliver_notifications
+
+    path = tmp_path / "retry.db"
+    shutil.copy(sqlite_template, path)
+    store = Store.from_url(f"sqlite:///{path}")
+    keys = _queue(store, staff_project(store, "SDC-206"), "retry", 3)
+    smtp = Server()
+    settings = load_settings(database_url=f"sqlite:///{path}",
+                             notify=smtp.settings(backoff_seconds=1).model_dump())
+    watcher = threading.Thread(target=_start_when_deferred, args=(store, smtp), daemon=True)
+    watcher.start()
+    try:
+        out, run_id = run_in_process(deliver_notifications.with_options(retry_delay_seconds=2),
+                                     settings, {})
+        watcher.join(10)
+        assert out["sent"] == 3 and not out["server_down"]
+        assert len(_received(smtp, keys)) == 3
+        assert [(s, a) for _, s, a in _outbox(store, "retry:%")] == [("sent", 2)] * 3
+        assert _flow_run(run_id).run_count == 2
+    finally:
+        smtp.stop()
+        store.dispose()
+
+
+def _start_when_deferred(store: Store, smtp: Server) -> None:
+    """Start the mail server once the first attempt has recorded its failure."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(a == 1 for _, s, a in _outbox(store, "retry:%") if s == "pending"):
+            with store.reading() as session:
+                failed = session.execute(text(
+                    "SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")).scalar_one()
+            if failed:
+                smtp.start()
+                return
+        time.sleep(0.05)
+
+
+def test_reminders_queue_once_publish_and_emit(engine: Engine) -> None:
+    from datetime import date
+
+    from cep_engine.services import actions
+
+    key = staff_project(engine.store, "SDC-203")
+    item = actions.add_action(engine.store, key, "Send the cutover plan", actor=PM, now=NOW,
+                              owner=COORD, due=date(2026, 11, 4))
+    as_of = "2026-11-06T15:00:00+00:00"
+    run = _run_deployment("deadline-reminders/cep", as_of=as_of)
+    assert run.state.is_completed(), run.state
+    reminder = f"reminder:action:{item.id}:2026-11-04:overdue"
+    assert _outbox(engine.store, reminder) == [(reminder, "pending", 0)]
+    rows = _artifact(run.id, "deadline-reminders")
+    assert {"project": key, "when": "overdue", "item": "action item", "ref": "A-1",
+            "title": "Send the cutover plan", "due_date": "2026-11-04", "owner": COORD} in rows
+    stored = _flow_run(run.id)
+    assert re.fullmatch(r"reminders 2026-11-06T15:00Z: \d+ due soon, \d+ overdue", stored.name)
+    [event] = _events("cep.reminder.queued", f"cep.action.{key}.A-1")
+    assert event.payload["when"] == "overdue"
+
+    again = _run_deployment("deadline-reminders/cep", as_of=as_of)
+    assert _flow_run(again.id).name == "reminders 2026-11-06T15:00Z: 0 due soon, 0 overdue"
+    assert _outbox(engine.store, reminder) == [(reminder, "pending", 0)]
+
+
+def test_risk_check_triggers_once_publishes_and_emits(engine: Engine) -> None:
+    from datetime import date
+
+    from cep_engine.services import risks
+
+    key = staff_project(engine.store, "SDC-204")
+    risks.add_risk(engine.store, key, risks.RiskInput.checked(
+        "Vendor misses the rack delivery", 4, 4, trigger_text="no rack by Nov 3",
+        owner=COORD, trigger_date=date(2026, 11, 3)), actor=PM, now=NOW)
+    as_of = "2026-11-04T16:00:00+00:00"
+    run = _run_deployment("risk-trigger-check/cep", as_of=as_of)
+    assert run.state.is_completed(), run.state
+    with engine.store.reading() as session:
+        shown = risks.show_risk(session, key, 1)
+    assert shown["status"] == "triggered" and shown["issue"] == 1
+    assert [a["ref"] for a in shown["actions"]] == ["A-1"]
+    assert _artifact(run.id, "risk-triggers") == [
+        {"project": key, "risk": "R-1", "title": "Vendor misses the rack delivery", "score": 16,
+         "owner": COORD, "issue": 1, "action_items": "A-1"}]
+    assert _flow_run(run.id).name == "risk check 2026-11-04T16:00Z: 1 triggered"
+    [event] = _events("cep.risk.triggered", f"cep.risk.{key}.R-1")
+    assert (f"cep.issue.{key}.1", "issue") in [(r.id, r.role) for r in event.related]
+
+    again = _run_deployment("risk-trigger-check/cep", as_of=as_of)
+    assert _flow_run(again.id).name == "risk check 2026-11-04T16:00Z: 0 triggered"
+    assert _artifact(again.id, "risk-triggers") == []
+    with engine.store.reading() as session:
+        assert len(session.execute(text(
+            "SELECT 1 FROM issues i JOIN projects p ON p.id = i.project_id WHERE p.key = :k"),
+            {"k": key}).all()) == 1
+
+
 JOBS: list[tuple[str, ...]] = [
     ("escalate", "--as-of", (NOW + 2 * H).isoformat()),
     ("escalate", "--as-of", (NOW + 4 * H).isoformat(), "--dry-run"),
+    ("remind", "--as-of", "2026-11-06T15:00:00+00:00"),
+    ("risk", "sweep", "--as-of", "2026-11-06T15:00:00+00:00"),
+    ("notify", "deliver"),
+    ("remind", "--as-of", "2026-11-06T15:00:00+00:00"),
+    ("notify", "deliver"),
 ]
 """The scheduled jobs as CLI commands, in order."""
 
 
+def _stock(store: Store, key: str) -> None:
+    """Three idle issues, an overdue action item and a risk whose trigger date has passed."""
+    from datetime import date
+
+    from cep_engine.services import actions, risks
+
+    _open_issues(store, key, 3)
+    actions.add_action(store, key, "Send the cutover plan", actor=PM, now=NOW, owner=COORD,
+                       due=date(2026, 11, 4))
+    risks.add_risk(store, key, risks.RiskInput.checked(
+        "Vendor misses the rack delivery", 4, 4, owner=COORD, trigger_date=date(2026, 11, 3)),
+        actor=PM, now=NOW)
+
+
 def test_jobs_as_flow_runs_and_local_runs_leave_the_same_state(
-    engine: Engine, sqlite_template: Path, tmp_path: Path
+    engine: Engine, sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
     from cep_engine.cli.app import app
 
+    for name, value in _notify_env(engine.smtp).items():
+        monkeypatch.setenv(name, value)
     outputs: dict[str, list[Any]] = {}
     stores: dict[str, Store] = {}
     for path_name in ("flows", "local"):
@@ -482,7 +691,7 @@ def test_jobs_as_flow_runs_and_local_runs_leave_the_same_state(
         shutil.copy(sqlite_template, path)
         url = f"sqlite:///{path}"
         stores[path_name] = store = Store.from_url(url)
-        _open_issues(store, staff_project(store, "SDC-205"), 3)
+        _stock(store, staff_project(store, "SDC-205"))
         outputs[path_name] = []
         for job in JOBS:
             args = ["--database-url", url, *job, "--json",
@@ -496,6 +705,9 @@ def test_jobs_as_flow_runs_and_local_runs_leave_the_same_state(
     try:
         assert outputs["flows"] == outputs["local"]
         assert outputs["local"][0]["total"] == 3
+        assert outputs["local"][2]["overdue"] == 1 and outputs["local"][5]["overdue"] == 0
+        assert outputs["local"][3]["triggered"] == ["SDC-205 R-1"]
+        assert outputs["local"][4]["sent"] >= 5 and outputs["local"][6]["claimed"] == 0
         assert _timeless(stores["flows"]) == _timeless(stores["local"])
     finally:
         for store in stores.values():
