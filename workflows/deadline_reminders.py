@@ -39,6 +39,7 @@ ROW_LIMIT = 1000
                 "once per item and due date.",
     retries=0,
     validate_parameters=True,
+    persist_result=False,
 )
 async def deadline_reminders(
     as_of: datetime | None = None,

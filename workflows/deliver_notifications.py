@@ -48,6 +48,7 @@ RETRY_DELAY = 120
     retries=RETRIES,
     retry_delay_seconds=RETRY_DELAY,
     validate_parameters=True,
+    persist_result=False,
 )
 async def deliver_notifications() -> dict[str, Any] | State[Any]:
     """Claim the due messages, send them over one SMTP connection and record each outcome:

@@ -40,6 +40,7 @@ LOG_LINES = 50
     description="Escalate every issue idle past its next rung's threshold, once per rung.",
     retries=0,
     validate_parameters=True,
+    persist_result=False,
 )
 async def escalation_sweep(
     as_of: datetime | None = None, dry_run: bool = False

@@ -37,6 +37,7 @@ COLUMNS = ["project", "risk", "title", "score", "owner", "issue", "action_items"
                 "an action item for its owner.",
     retries=0,
     validate_parameters=True,
+    persist_result=False,
 )
 async def risk_trigger_check(as_of: datetime | None = None) -> dict[str, Any] | State[Any]:
     """Trigger the risks whose trigger date is on or before ``as_of``'s date (default: now).

@@ -712,3 +712,35 @@ def test_jobs_as_flow_runs_and_local_runs_leave_the_same_state(
     finally:
         for store in stores.values():
             store.dispose()
+
+
+def test_cli_delivery_with_the_mail_server_down_says_the_same_on_both_paths(
+    engine: Engine, sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cep_engine.cli.app import app
+
+    down = Server()  # never started: nothing listens on its port
+    for name, value in _notify_env(down).items():
+        monkeypatch.setenv(name, value)
+    outputs: dict[str, Any] = {}
+    stores: dict[str, Store] = {}
+    for path_name in ("flows", "local"):
+        path = tmp_path / f"{path_name}.db"
+        shutil.copy(sqlite_template, path)
+        stores[path_name] = store = Store.from_url(f"sqlite:///{path}")
+        _queue(store, staff_project(store, "SDC-207"), "down", 2)
+        result = CliRunner().invoke(app, [
+            "--database-url", f"sqlite:///{path}", "notify", "deliver", "--json",
+            *(["--local"] if path_name == "local" else [])])
+        assert result.exit_code == 0, (result.output, result.exception)
+        outputs[path_name] = json.loads(result.stdout)
+    try:
+        assert outputs["flows"] == outputs["local"]
+        local = outputs["local"]
+        assert local["retrying"] >= 2 and "cannot reach" in local["server_down"]
+        assert _timeless(stores["flows"]) == _timeless(stores["local"])
+    finally:
+        for store in stores.values():
+            store.dispose()
