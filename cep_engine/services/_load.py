@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, literal_column, select, union_all
+from sqlalchemy import and_, bindparam, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import CompoundSelect
 
@@ -20,7 +20,7 @@ from cep_engine.services import _validate
 from cep_engine.services._unit import Attempt
 from cep_engine.states import MachineTable, ReviewState
 from cep_engine.store.models import (
-    OPEN_ISSUE_STATUSES,
+    OPEN_ISSUE_SQL,
     CustomerSignoff,
     Issue,
     Person,
@@ -58,7 +58,7 @@ _PROJECT_GATE_ROWS: CompoundSelect[str, str] = union_all(
     .where(CustomerSignoff.project_id == bindparam("project_id")),
     select(literal_column("'critical'"), Issue.status)
     .where(Issue.project_id == bindparam("project_id"), Issue.priority == "critical",
-           Issue.status.in_(OPEN_ISSUE_STATUSES)),
+           text(f"issues.{OPEN_ISSUE_SQL}")),
 )
 
 _email = lru_cache(maxsize=1024)(_validate.email)

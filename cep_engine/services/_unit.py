@@ -1,6 +1,8 @@
 """The unit of work every state-changing use case runs in.
 
-An :class:`Attempt` is one database transaction. Accepted changes, their audit rows and
+An :class:`Attempt` is one database transaction, on one connection: prepared Core statements
+run on it directly, and an ORM session bound to it is opened only when a use case asks for
+one (a phase transition never does). Accepted changes, their audit rows and
 (later) their notifications commit together. A refused attempt rolls the transaction back
 and then records one audit row saying who tried what and which rule refused it, so the
 trail holds refused attempts too while the data stays exactly as it was.
@@ -32,7 +34,8 @@ _AUDIT_INSERT = insert(AuditEntry.metadata.tables[AuditEntry.__tablename__])
 class Attempt:
     """Context of one attempt: who acts on what, filled in as the use case learns it."""
 
-    session: Session
+    store: Store
+    connection: Connection
     now: datetime
     actor: str
     entity_type: str = ""
@@ -44,9 +47,18 @@ class Attempt:
     reason: str = ""
 
     @cached_property
-    def connection(self) -> Connection:
-        """The connection of this attempt's transaction, for prepared Core statements."""
-        return self.session.connection()
+    def session(self) -> Session:
+        """An ORM session in this attempt's transaction, opened on first use; what it holds
+        is flushed before the transaction commits."""
+        return self.store.session_on(self.connection)
+
+    def _flush(self) -> None:
+        if "session" in self.__dict__:
+            self.session.flush()
+
+    def _close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
 
     def about(self, entity_type: str, entity: str, trigger: str, **extra: Any) -> None:
         """Name what is being attempted, for the audit row of a refusal."""
@@ -104,9 +116,13 @@ def attempt(store: Store, *, actor: str, now: datetime, reason: str = "") -> Ite
     """Run one use case in one transaction; audit refusals; turn lost races into conflicts."""
     ctx: Attempt | None = None
     try:
-        with store.transaction() as session:
-            ctx = Attempt(session=session, now=now, actor=actor, reason=reason)
-            yield ctx
+        with store.begin() as conn:
+            ctx = Attempt(store=store, connection=conn, now=now, actor=actor, reason=reason)
+            try:
+                yield ctx
+                ctx._flush()
+            finally:
+                ctx._close()
     except (PermissionDenied, TransitionRefused) as exc:
         if ctx is not None and ctx.entity:
             with store.transaction() as session:

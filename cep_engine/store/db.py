@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,6 +68,16 @@ class Store:
         """One unit of work: commit on success, roll back on any exception."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """One transaction on a connection of its own: commit on success, roll back on any
+        exception (``with store.begin() as conn``)."""
+        return self.engine.begin()
+
+    def session_on(self, conn: Connection) -> Session:
+        """An ORM session inside ``conn``'s transaction: flushing writes into it, but
+        committing, rolling back and closing are left to whoever began it."""
+        return self._sessions(bind=conn, join_transaction_mode="rollback_only")
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
