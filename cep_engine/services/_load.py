@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, literal_column, select, text, union_all
+from sqlalchemy import Connection, and_, bindparam, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import CompoundSelect
 
-from cep_engine.errors import NotFound, PermissionDenied
+from cep_engine.errors import InvalidInput, NotFound, PermissionDenied
 from cep_engine.roles import Role
 from cep_engine.services import _validate
 from cep_engine.services._unit import Attempt
@@ -31,10 +31,19 @@ from cep_engine.store.models import (
 
 _PROJECT_BY_KEY = select(Project).where(Project.key == bindparam("key"))
 _PROJECTS, _PEOPLE, _ROLES = Project.__table__, Person.__table__, RoleAssignment.__table__
-_PROJECT_STATE_BY_KEY = select(
-    _PROJECTS.c.id, _PROJECTS.c.key, _PROJECTS.c.phase, _PROJECTS.c.held_from,
-    _PROJECTS.c.version,
-).where(_PROJECTS.c.key == bindparam("key"))
+_PROJECT_AND_ACTOR = (
+    select(
+        _PROJECTS.c.id, _PROJECTS.c.key, _PROJECTS.c.phase, _PROJECTS.c.held_from,
+        _PROJECTS.c.version, _PEOPLE.c.email, _ROLES.c.role,
+    )
+    .select_from(
+        _PROJECTS
+        .outerjoin(_PEOPLE, _PEOPLE.c.email == bindparam("email"))
+        .outerjoin(_ROLES, and_(_ROLES.c.project_id == _PROJECTS.c.id,
+                                _ROLES.c.person_id == _PEOPLE.c.id))
+    )
+    .where(_PROJECTS.c.key == bindparam("key"))
+)
 _PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
 _ACTOR_ROLES = (
     select(_PEOPLE.c.email, _ROLES.c.role)
@@ -85,14 +94,33 @@ def project(session: Session, key: str) -> Project:
     return found
 
 
-def project_state(ctx: Attempt, key: str) -> ProjectState:
-    """The id, key, phase, held-from phase and version of the project with ``key``, or
-    :class:`NotFound` with a hint; one prepared Core query, no ORM object."""
+def project_and_actor(ctx: Attempt, key: str) -> tuple[ProjectState, frozenset[Role]]:
+    """The project with ``key`` as a row, and ``ctx.actor``'s roles on it, in one prepared
+    query (project, person, their assignments); fills in the context like :func:`actor_on`.
+
+    Raises like :func:`project` then :func:`actor_on`: a missing project is reported before
+    a malformed or unknown actor.
+    """
     norm = _validate.project_key(key)
-    row = ctx.connection.execute(_PROJECT_STATE_BY_KEY, {"key": norm}).first()
-    if row is None:
+    email: str | None = None
+    try:
+        email = _email(ctx.actor)
+    except InvalidInput as exc:
+        bad_actor: InvalidInput | None = exc
+    else:
+        bad_actor = None
+    rows = ctx.connection.execute(_PROJECT_AND_ACTOR, {"key": norm, "email": email}).all()
+    if not rows:
         raise _no_project(norm)
-    return ProjectState(*row)
+    if bad_actor is not None:
+        raise bad_actor
+    project = ProjectState(*rows[0][:5])
+    if rows[0].email is None:
+        raise _no_person(str(email))
+    ctx.actor, ctx.project_id = rows[0].email, project.id
+    roles = frozenset(Role(r) for r in (row.role for row in rows) if r is not None)
+    ctx.actor_roles = tuple(sorted(roles))
+    return project, roles
 
 
 def _no_project(key: str) -> NotFound:
@@ -118,12 +146,13 @@ def role_holders(session: Session, project_id: int) -> list[tuple[str, str]]:
     return [(r, e) for r, e in rows]
 
 
-def gate_rows(session: Session, project_id: int) -> dict[str, list[str]]:
+def gate_rows(db: Session | Connection, project_id: int) -> dict[str, list[str]]:
     """In one query, what the phase gates read: ``role`` (assigned roles), ``validated``
     (validated readiness stages), ``signoff`` (customer sign-offs, by signer) and
     ``critical`` (open critical issues of the Issues Log, by status)."""
     found: dict[str, list[str]] = {"role": [], "validated": [], "signoff": [], "critical": []}
-    rows = session.connection().execute(_PROJECT_GATE_ROWS, {"project_id": project_id})
+    conn = db.connection() if isinstance(db, Session) else db
+    rows = conn.execute(_PROJECT_GATE_ROWS, {"project_id": project_id})
     for kind, value in rows:
         found[kind].append(value)
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -126,9 +126,9 @@ def _person_or_new(session: Session, address: str, name: str | None, now: dateti
     return person
 
 
-def phase_facts(session: Session, project: Project | ProjectState) -> PhaseFacts:
+def phase_facts(db: Session | Connection, project: Project | ProjectState) -> PhaseFacts:
     """Everything the phase guards read, from the current transaction."""
-    rows = _load.gate_rows(session, project.id)
+    rows = _load.gate_rows(db, project.id)
     return PhaseFacts(
         assigned_roles=frozenset(Role(r) for r in rows["role"]),
         validated_stages=frozenset(Stage(s) for s in rows["validated"]),
@@ -168,15 +168,14 @@ def fire_phase(
     """
     note = _validate.text(reason, "reason", required=False)
     with attempt(store, actor=actor, now=_validate.aware(now), reason=note) as ctx:
-        project = _load.project_state(ctx, key)
+        project, roles = _load.project_and_actor(ctx, key)
         ctx.about("project", project.key, trigger, from_state=project.phase)
-        roles = _load.actor_on(ctx, project)
         _load.authorize(PHASE_MACHINE, trigger, roles, ctx)  # type: ignore[arg-type]
-        facts = phase_facts(ctx.session, project)
+        facts = phase_facts(ctx.connection, project)
         fired = PHASE_MACHINE.fire(project.phase, trigger, facts, entity=project.key)
         saved = _save_phase(ctx, project, fired, now)
         ctx.record(fired)
-        enqueue(ctx.session, [events.phase_changed(saved, fired, actor=ctx.actor, now=now,
+        enqueue(ctx.connection, [events.phase_changed(saved, fired, actor=ctx.actor, now=now,
                                                    reason=note)])
     return fired
 
