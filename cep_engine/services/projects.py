@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from cep_engine.errors import InvalidInput, TransitionRefused
-from cep_engine.guides import GuideTemplate
 from cep_engine.notify import events
 from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import ROLE_ADMINS, Role
@@ -29,6 +29,9 @@ from cep_engine.store.models import (
     ReadinessTask,
     RoleAssignment,
 )
+
+if TYPE_CHECKING:
+    from cep_engine.guides import GuideTemplate
 
 
 def add_person(store: Store, email: str, name: str, *, now: datetime) -> Person:
@@ -74,6 +77,8 @@ def create_project(
 def _seed_guides(
     session: Session, project: Project, guides: Mapping[Stage, GuideTemplate], now: datetime
 ) -> None:
+    from cep_engine.guides import GuideTemplate  # yaml and a pydantic model: not for reads
+
     for stage in Stage:
         template = guides.get(stage) or GuideTemplate(title=stage.value)
         guide = ReadinessGuide(

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from cep_engine.services import _load
 from cep_engine.services.projects import phase_facts
-from cep_engine.services.readiness import stage as parse_stage
 from cep_engine.states import PHASE_MACHINE
 from cep_engine.store.models import (
     AuditEntry,
@@ -81,6 +80,8 @@ def list_roles(session: Session, key: str) -> list[JSON]:
 
 def show_checklist(session: Session, key: str, stage_name: str) -> JSON:
     """One guide: its state, its tasks and every submitted version with its review."""
+    from cep_engine.services.readiness import stage as parse_stage  # imports YAML guides
+
     project = _load.project(session, key)
     stage = parse_stage(stage_name)
     guide = session.scalars(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, create_engine, text
 
 from cep_engine.errors import CepError
 from cep_engine.store.db import SCHEMA_REVISION, Store
@@ -34,3 +37,34 @@ def test_an_old_schema_asks_for_cep_init(store: Store) -> None:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     with pytest.raises(CepError, match=r"revision 0001.*run `cep init` to upgrade"):
         store.require_schema()
+
+
+def _issues_due_definition(conn: Connection, schema: str) -> str:
+    found = conn.execute(text(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = :s AND indexname = 'ix_issues_due'"
+    ), {"s": schema}).scalar_one()
+    return str(found).replace(f"{schema}.", "")
+
+
+@pytest.mark.postgres
+def test_create_all_makes_the_partial_index_of_the_migrations(pg_store: Store) -> None:
+    schema = f"create_all_{uuid.uuid4().hex[:8]}"
+    with pg_store.engine.begin() as conn:
+        migrated = _issues_due_definition(conn, "public")
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+        Base.metadata.create_all(conn)
+        created = _issues_due_definition(conn, schema)
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    assert "WHERE" in migrated
+    assert created == migrated
+
+
+def test_create_all_makes_the_partial_index_on_sqlite() -> None:
+    engine = create_engine("sqlite://")
+    with engine.begin() as conn:
+        Base.metadata.create_all(conn)
+        sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_issues_due'").scalar_one()
+    engine.dispose()
+    assert "WHERE status IN ('open', 'in_progress')" in sql
