@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.main import get_command_name
+from typer.models import CommandInfo
 
 from cep_engine.cli import checklist, engine, escalation, logs, projects
 from cep_engine.cli import notify as notify_cli
@@ -153,7 +156,32 @@ def main() -> None:
     """Console entry point: run the app, turning cep-engine errors into one line and an exit
     code."""
     try:
-        app(prog_name="cep")
+        app_for(sys.argv[1:])(prog_name="cep")
     except CepError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """``app`` cut down to the top-level commands and groups named in ``args``.
+
+    Typer turns the signature of every command into a click command on each run (~70 of
+    them, a tenth of a read command's start-up); a run needs only its own. The one it runs is
+    always among those named in ``args`` (an option value that happens to be a command name
+    only adds one). Without such a name, or with ``--help`` anywhere (the root help lists
+    every command), the whole app runs, so usage and error texts stay the same.
+    """
+    named = set(args)
+    if "--help" in named:
+        return app
+    groups = [g for g in app.registered_groups if g.name in named]
+    commands = [c for c in app.registered_commands if _command_name(c) in named]
+    if not groups and not commands:
+        return app
+    lean = copy.copy(app)
+    lean.registered_groups, lean.registered_commands = groups, commands
+    return lean
+
+
+def _command_name(command: CommandInfo) -> str:
+    return command.name or get_command_name(command.callback.__name__)  # type: ignore[union-attr]
