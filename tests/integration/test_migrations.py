@@ -35,8 +35,13 @@ def test_code_expects_the_newest_revision(store: Store) -> None:
 def test_an_old_schema_asks_for_cep_init(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
-    with pytest.raises(CepError, match=r"revision 0001.*run `cep init` to upgrade"):
-        store.require_schema()
+    try:
+        with pytest.raises(CepError, match=r"revision 0001.*run `cep init` to upgrade"):
+            store.require_schema()
+    finally:  # the PostgreSQL database is shared by the session's later tests
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"),
+                         {"v": SCHEMA_REVISION})
 
 
 def _issues_due_definition(conn: Connection, schema: str) -> str:
