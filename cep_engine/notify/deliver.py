@@ -18,8 +18,10 @@ row claimed; after the lease it is sent again with the same Message-ID.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +47,8 @@ log = logging.getLogger("cep_engine.notify")
 SYSTEM_ACTOR = "cep-engine"
 MARK_EVERY = 200
 """Outcomes are committed in chunks of this many messages (and at the end of the run)."""
+RENDER_AHEAD = 8
+"""How many messages the rendering thread may be ahead of the sending one."""
 
 
 @dataclass
@@ -124,17 +128,23 @@ def deliver(
     templates = templates or Templates(settings.templates_dir, timezone=timezone)
     with store.reading() as session:
         facts = load(session, rows, timezone)
-    jobs = [_prepare(row, facts, templates, mailer.sender, now, report) for row in rows]
-    digests = _digests(jobs, settings.digest_threshold, templates, mailer.sender, now)
-    report.digests = len(digests)
-    _send_all(store, mailer, jobs, digests, now, settings, report)
+    jobs = [_address(row, facts, mailer.sender, report) for row in rows]
+    render = functools.partial(_render, facts=facts, templates=templates, now=now)
+    if _may_digest(jobs, settings.digest_threshold):
+        for job in jobs:
+            render(job)
+        digests = _digests(jobs, settings.digest_threshold, templates, mailer.sender, now)
+        report.digests = len(digests)
+        _send_all(store, mailer, jobs, digests, now, settings, report,
+                  connect=bool(digests) or any(j.mail for j in jobs))
+    else:
+        _send_all(store, mailer, _rendered_ahead(jobs, render), [], now, settings, report,
+                  connect=any(j.failure is None for j in jobs))
     return report
 
 
-def _prepare(
-    row: Claimed, facts: Facts, templates: Templates, sender: str, now: datetime,
-    report: DeliveryReport,
-) -> _Job:
+def _address(row: Claimed, facts: Facts, sender: str, report: DeliveryReport) -> _Job:
+    """``row``'s recipients, its Message-ID and the roles nobody holds (audited, logged)."""
     to, cc, missing = facts.resolve(row)
     project = facts.projects.get(row.project_id or -1, {"key": "-", "name": "", "agency": ""})
     job = _Job(row=row, to=to, cc=cc, project=project,
@@ -146,21 +156,49 @@ def _prepare(
         log.warning("%s", note)
     if not to and not cc:
         job.failure = "no recipient: " + (", ".join(missing) or "no role or address given")
+    return job
+
+
+def _render(job: _Job, *, facts: Facts, templates: Templates, now: datetime) -> _Job:
+    """Render ``job``'s mail (a template that cannot render makes it dead)."""
+    if job.failure is not None:
         return job
-    context = {**row.context, **facts.escalations.get(row.id, {}), "project": project,
-               "to": [p.as_dict() for p in to], "cc": [p.as_dict() for p in cc]}
+    row = job.row
+    context = {**row.context, **facts.escalations.get(row.id, {}), "project": job.project,
+               "to": [p.as_dict() for p in job.to], "cc": [p.as_dict() for p in job.cc]}
     try:
         rendered = templates.render(row.kind, context)
     except RenderError as exc:
         job.failure, job.permanent = f"cannot render: {exc.message}", True
         return job
     job.mail = Mail(
-        to=tuple(p.email for p in to), cc=tuple(p.email for p in cc),
+        to=tuple(p.email for p in job.to), cc=tuple(p.email for p in job.cc),
         subject=rendered.subject, text=rendered.text, html=rendered.html,
         message_id=job.message_id, date=now,
         headers={"X-CEP-Kind": row.kind, "X-CEP-Key": row.key},
     )
     return job
+
+
+def _may_digest(jobs: list[_Job], threshold: int) -> bool:
+    """Whether anyone is a recipient of more than ``threshold`` of the addressed jobs (the
+    digests are only decided once those are rendered)."""
+    per_person = Counter(p.email for j in jobs if j.failure is None for p in j.to + j.cc)
+    return max(per_person.values(), default=0) > threshold
+
+
+def _rendered_ahead(jobs: list[_Job], render: Callable[[_Job], _Job]) -> Iterator[_Job]:
+    """Yield ``jobs`` in order, rendered by a worker thread that stays up to
+    :data:`RENDER_AHEAD` jobs ahead: rendering overlaps the waits for the SMTP server (socket
+    waits release the GIL) instead of adding to them."""
+    with ThreadPoolExecutor(1, thread_name_prefix="cep-render") as pool:
+        ahead: deque[Future[_Job]] = deque()
+        for job in jobs:
+            ahead.append(pool.submit(render, job))
+            if len(ahead) > RENDER_AHEAD:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 @dataclass
@@ -211,11 +249,13 @@ def _without(mail: Mail | None, email: str) -> Mail | None:
 
 
 def _send_all(
-    store: Store, mailer: Mailer, jobs: list[_Job], digests: list[_Digest], now: datetime,
-    settings: NotifySettings, report: DeliveryReport,
+    store: Store, mailer: Mailer, jobs: Iterable[_Job], digests: list[_Digest], now: datetime,
+    settings: NotifySettings, report: DeliveryReport, *, connect: bool,
 ) -> None:
+    """Send the digests, then ``jobs`` in order (rendered, or being rendered ahead), over one
+    connection, opened only if ``connect`` (something may be sent)."""
     down: str | None = None
-    if digests or any(j.mail for j in jobs):
+    if connect:
         try:
             mailer.open()
         except ServerUnavailable as exc:
