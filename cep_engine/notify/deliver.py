@@ -18,10 +18,11 @@ row claimed; after the lease it is sent again with the same Message-ID.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -138,8 +139,9 @@ def deliver(
         _send_all(store, mailer, jobs, digests, now, settings, report,
                   connect=bool(digests) or any(j.mail for j in jobs))
     else:
-        _send_all(store, mailer, _rendered_ahead(jobs, render), [], now, settings, report,
-                  connect=any(j.failure is None for j in jobs))
+        with contextlib.closing(_rendered_ahead(jobs, render)) as stream:
+            _send_all(store, mailer, stream, [], now, settings, report,
+                      connect=any(j.failure is None for j in jobs))
     return report
 
 
@@ -187,7 +189,7 @@ def _may_digest(jobs: list[_Job], threshold: int) -> bool:
     return max(per_person.values(), default=0) > threshold
 
 
-def _rendered_ahead(jobs: list[_Job], render: Callable[[_Job], _Job]) -> Iterator[_Job]:
+def _rendered_ahead(jobs: list[_Job], render: Callable[[_Job], _Job]) -> Generator[_Job]:
     """Yield ``jobs`` in order, rendered by a worker thread that stays up to
     :data:`RENDER_AHEAD` jobs ahead: rendering overlaps the waits for the SMTP server (socket
     waits release the GIL) instead of adding to them."""
