@@ -81,12 +81,20 @@ def engine(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
                 store = Store.from_url(db_url)
                 yield Engine(api=server.api, db_url=db_url, store=store, smtp=smtp)
                 store.dispose()
+                _flush()
         finally:
             if serving is not None:
                 serving.terminate()
                 serving.wait(30)
             server.stop()
             smtp.stop()
+
+
+def _flush() -> None:
+    """Send the run logs and events this process still queues while the server is up."""
+    from workflows._support import flush
+
+    flush()
 
 
 def _notify_env(smtp: Server) -> dict[str, str]:
