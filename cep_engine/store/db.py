@@ -15,7 +15,7 @@ from cep_engine.errors import CepError, ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The Alembic head this version of cep-engine runs on (a test keeps it equal to the head)."""
 
 

@@ -184,7 +184,9 @@ class CustomerSignoff(Base):
     __tablename__ = "customer_signoffs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     signer_name: Mapped[str] = mapped_column(String(200))
     statement: Mapped[str] = mapped_column(Text)
