@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -20,9 +20,7 @@ from cep_engine.services._unit import Attempt, attempt
 from cep_engine.states import PHASE_MACHINE, Fired, Phase, PhaseFacts, ReviewState, Stage
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
-    OPEN_ISSUE_STATUSES,
     CustomerSignoff,
-    Issue,
     Person,
     Project,
     ReadinessGuide,
@@ -141,17 +139,6 @@ def phase_facts(db: Session | Connection, project: Project | ProjectState) -> Ph
         customer_signoff=bool(rows["signoff"]),
         held_from=Phase(project.held_from) if project.held_from else None,
     )
-
-
-def open_critical_issues(session: Session, project: Project) -> int:
-    """Critical issues of the project's Issues Log that are not yet resolved."""
-    return session.scalar(
-        select(func.count()).select_from(Issue).where(
-            Issue.project_id == project.id,
-            Issue.priority == "critical",
-            Issue.status.in_(OPEN_ISSUE_STATUSES),
-        )
-    ) or 0
 
 
 _PROJECTS = Project.metadata.tables[Project.__tablename__]
