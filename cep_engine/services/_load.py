@@ -85,10 +85,16 @@ class ProjectState(NamedTuple):
     version: int
 
 
-def project(session: Session, key: str) -> Project:
-    """The project with ``key``, or :class:`NotFound` with a hint."""
+def project(session: Session, key: str, *, share_lock: bool = False) -> Project:
+    """The project with ``key``, or :class:`NotFound` with a hint.
+
+    ``share_lock`` holds the row (``FOR SHARE`` on PostgreSQL; SQLite's write transaction
+    already serializes) until the change commits, so a phase change cannot slip in between
+    reading the phase and committing a change that depends on it.
+    """
     norm = _validate.project_key(key)
-    found = session.scalars(_PROJECT_BY_KEY, {"key": norm}).one_or_none()
+    query = _PROJECT_BY_KEY.with_for_update(read=True) if share_lock else _PROJECT_BY_KEY
+    found = session.scalars(query, {"key": norm}).one_or_none()
     if found is None:
         raise _no_project(norm)
     return found

@@ -43,7 +43,7 @@ def stage(value: str) -> Stage:
 
 
 def _open_guide(ctx: Attempt, key: str, stage_name: str) -> tuple[ReadinessGuide, set[Role]]:
-    project = _load.project(ctx.session, key)
+    project = _load.project(ctx.session, key, share_lock=True)
     the_stage = stage(stage_name)
     guide = ctx.session.scalars(
         select(ReadinessGuide).where(
