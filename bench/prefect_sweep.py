@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,17 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._prefect import prefect_api
 from bench.sweep import AS_OF, DUE_SHARE, drop_pg, pg_store, populate, undo
-from cep_engine.cli._prefect_env import LocalServer, api_url, quiet
 from cep_engine.settings import load_settings
 from cep_engine.store.db import Store
 from cep_engine.store.migrate import upgrade
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _escalated(store: Store) -> int:
@@ -67,32 +59,21 @@ def main() -> None:
     args = parser.parse_args()
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     work = Path(tempfile.mkdtemp(prefix="cep-bench-prefect-sweep-"))
-    server: LocalServer | None = None
     pg_name = None
     try:
-        quiet(os.environ)
-        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
-        os.environ.setdefault("PREFECT_HOME", str(work / "client"))
-        if api_url() is None:
-            server = LocalServer(home=work / "server", port=_free_port())
-            server.start()
-            server.wait_healthy(300)
-            os.environ["PREFECT_API_URL"] = server.api
-        print(f"Prefect API {os.environ['PREFECT_API_URL']}")
-        if args.pg_url:
-            store, pg_name = pg_store(args.pg_url)
-        else:
-            store = Store.from_url(f"sqlite:///{work / 'cep.db'}")
-            upgrade(store)
-        try:
-            _run(store, args.issues, args.rounds, args.event_limit)
-        finally:
-            store.dispose()
+        with prefect_api(work):
+            if args.pg_url:
+                store, pg_name = pg_store(args.pg_url)
+            else:
+                store = Store.from_url(f"sqlite:///{work / 'cep.db'}")
+                upgrade(store)
+            try:
+                _run(store, args.issues, args.rounds, args.event_limit)
+            finally:
+                store.dispose()
     finally:
         if pg_name:
             drop_pg(args.pg_url, pg_name)
-        if server is not None:
-            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cep_engine.cli._prefect_env import LocalServer, api_url, quiet
+from bench._prefect import prefect_api
 from cep_engine.settings import load_settings
 from cep_engine.store.db import Store
 from cep_engine.store.migrate import upgrade
@@ -38,11 +36,6 @@ from cep_engine.store.migrate import upgrade
 PM = "pat.pm@cts.wa.gov"
 TRIGGERS = ("hold", "resume")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _staff(store: Store) -> None:
@@ -75,21 +68,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cep-bench-prefect-"))
-    server: LocalServer | None = None
     try:
-        quiet(os.environ)
-        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
-        os.environ.setdefault("PREFECT_HOME", str(work / "client"))
-        if api_url() is None:
-            server = LocalServer(home=work / "server", port=_free_port())
-            server.start()
-            server.wait_healthy(300)
-            os.environ["PREFECT_API_URL"] = server.api
-        print(f"Prefect API {os.environ['PREFECT_API_URL']}")
-        _run(work, args.runs, args.chunk)
+        with prefect_api(work):
+            _run(work, args.runs, args.chunk)
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
