@@ -38,16 +38,7 @@ WorkerName = Annotated[str | None, typer.Option("--name", help="Name of this wor
 
 def serve(ctx: typer.Context) -> None:
     """Serve every cep-engine deployment from this process (needs PREFECT_API_URL)."""
-    from cep_engine.cli._prefect_env import api_url, healthy
-    from cep_engine.errors import ConfigError
-
-    api = api_url()
-    if api is None:
-        raise ConfigError("PREFECT_API_URL is not set; start a server with `cep up`, or point "
-                          "PREFECT_API_URL at one (http://HOST:4200/api)")
-    if not healthy(api):
-        raise ConfigError(f"no healthy Prefect API at PREFECT_API_URL={api}")
-    _serve(ctx, api)
+    _serve(ctx, _require_api("start a server with `cep up`, or point PREFECT_API_URL at one"))
 
 
 def deploy(ctx: typer.Context, pool: Pool = "cep") -> None:
@@ -91,14 +82,14 @@ def worker(pool: Pool = "cep", limit: Limit = None, name: WorkerName = None) -> 
     os.execve(sys.executable, cmd, dict(quiet(dict(os.environ))))
 
 
-def _require_api() -> str:
+def _require_api(hint: str = "point it at the Prefect server") -> str:
+    """The healthy Prefect API of ``PREFECT_API_URL``, or a ConfigError saying what to do."""
     from cep_engine.cli._prefect_env import api_url, healthy
     from cep_engine.errors import ConfigError
 
     api = api_url()
     if api is None:
-        raise ConfigError("PREFECT_API_URL is not set; point it at the Prefect server "
-                          "(http://HOST:4200/api)")
+        raise ConfigError(f"PREFECT_API_URL is not set; {hint} (http://HOST:4200/api)")
     if not healthy(api):
         raise ConfigError(f"no healthy Prefect API at PREFECT_API_URL={api}")
     return api
