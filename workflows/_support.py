@@ -66,10 +66,7 @@ def project_resource(key: str) -> dict[str, str]:
 def emit(event: str, key: str, payload: Mapping[str, Any],
          related: Sequence[Mapping[str, str]] = ()) -> None:
     """Emit a domain event about project ``key``."""
-    emit_event(
-        event=event, resource=project_resource(key), payload=dict(payload),
-        related=[dict(r) for r in related],
-    )
+    about(event, project_resource(key), payload, related)
 
 
 async def label_run(name: str, tags: Sequence[str]) -> None:
