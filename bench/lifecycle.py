@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from cep_engine.notify.outbox import Kind, outbox_row
 from cep_engine.services.projects import fire_phase
 from cep_engine.states import Phase, Stage
+from cep_engine.store import tables
 from cep_engine.store.db import Store
 from cep_engine.store.migrate import upgrade
 from cep_engine.store.models import (
@@ -126,7 +127,7 @@ def seed(engine: Engine, prefix: str, count: int, *, prerequisites: bool) -> lis
     return ids
 
 
-PROJECTS, AUDIT = Project.__table__, AuditEntry.__table__
+PROJECTS, AUDIT = tables.projects, tables.audit_log
 ADVANCE = (
     update(PROJECTS)
     .where(PROJECTS.c.id == bindparam("pid"), PROJECTS.c.version == bindparam("old_version"))
@@ -137,7 +138,7 @@ AUDIT_ROW = insert(AUDIT)
 GUARDS = [{"guard": "core_roles_assigned", "passed": True, "detail": None}]
 
 
-OUTBOX_ROW = insert(OutboxMessage.metadata.tables[OutboxMessage.__tablename__])
+OUTBOX_ROW = insert(tables.outbox)
 OUTBOX = {"on": False}
 """Whether the baseline also queues an outbox row: set when the service is seen to."""
 

@@ -51,6 +51,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from cep_engine.clock import BusinessCalendar
 from cep_engine.notify.outbox import Kind, Status
 from cep_engine.states.issue import LADDER, LADDER_MACHINE
+from cep_engine.store import tables
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
     OPEN_ISSUE_SQL,
@@ -224,7 +225,7 @@ def _climb(
     to_level = cutoffs[0].to_level
     due_query = _select_due(cutoffs, as_of)
     if conn.dialect.name == "postgresql":
-        due = due_query.with_for_update(of=Issue.__table__, skip_locked=True).cte("due")
+        due = due_query.with_for_update(of=tables.issues, skip_locked=True).cte("due")
         locked_ids = func.array(select(due.c.issue_id).scalar_subquery())
         climbed = (update(Issue).where(Issue.id == any_(locked_ids))
                    .values(level=to_level, version=Issue.version + 1))

@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Insert, insert
 from sqlalchemy.orm import Session
 
-from cep_engine.store.models import OutboxMessage
+from cep_engine.store.tables import outbox as _OUTBOX
 
-_OUTBOX = OutboxMessage.metadata.tables[OutboxMessage.__tablename__]
 _INSERTS: dict[str, Insert] = {}
 
 

@@ -26,8 +26,9 @@ from cep_engine.errors import ConflictError, PermissionDenied, TransitionRefused
 from cep_engine.states import Fired
 from cep_engine.store.db import Store
 from cep_engine.store.models import AuditEntry
+from cep_engine.store.tables import audit_log
 
-_AUDIT_INSERT = insert(AuditEntry.metadata.tables[AuditEntry.__tablename__])
+_AUDIT_INSERT = insert(audit_log)
 
 
 @dataclass

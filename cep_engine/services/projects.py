@@ -18,6 +18,7 @@ from cep_engine.services import _load, _validate
 from cep_engine.services._load import ProjectState
 from cep_engine.services._unit import Attempt, attempt
 from cep_engine.states import PHASE_MACHINE, Fired, Phase, PhaseFacts, ReviewState, Stage
+from cep_engine.store import tables
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
     CustomerSignoff,
@@ -141,7 +142,7 @@ def phase_facts(db: Session | Connection, project: Project | ProjectState) -> Ph
     )
 
 
-_PROJECTS = Project.metadata.tables[Project.__tablename__]
+_PROJECTS = tables.projects
 _SAVE_PHASE = (
     update(_PROJECTS)
     .where(_PROJECTS.c.id == bindparam("pid"), _PROJECTS.c.version == bindparam("seen"))
