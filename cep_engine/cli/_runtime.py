@@ -5,6 +5,7 @@ Imported lazily by the commands, so that ``cep --help`` and ``cep diagram`` stay
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Runtime:
         """Settings with this invocation's flags on top, applied to the use cases."""
         from cep_engine.services import configure
 
+        resume_gc()
         settings = load_settings(self.config, database_url=self.database_url,
                                  data_dir=self.data_dir)
         configure(settings)
@@ -69,6 +71,15 @@ class Runtime:
         if require_schema:
             store.require_schema()
         return store
+
+
+def resume_gc() -> None:
+    """Turn the garbage collector back on if the entry point paused it for the start-up,
+    freezing what the start-up imported (modules live as long as the process) so that later
+    passes skip it."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:

@@ -23,8 +23,8 @@ def show_checklist(ctx: typer.Context, key: Key, stage: Stage, as_json: AsJson =
     from cep_engine.cli._runtime import show
     from cep_engine.services import queries
 
-    with rt(ctx).store().reading() as session:
-        data = queries.show_checklist(session, key, stage)
+    with rt(ctx).store().connect() as conn:
+        data = queries.show_checklist(conn, key, stage)
     show(data, as_json, _render.checklist)
 
 

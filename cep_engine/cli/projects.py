@@ -57,8 +57,8 @@ def project_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     from cep_engine.cli._runtime import show
     from cep_engine.services import queries
 
-    with rt(ctx).store().reading() as session:
-        rows = queries.list_projects(session)
+    with rt(ctx).store().connect() as conn:
+        rows = queries.list_projects(conn)
     show(rows, as_json, _render.projects)
 
 
@@ -69,8 +69,8 @@ def project_show(ctx: typer.Context, key: Key, as_json: AsJson = False) -> None:
     from cep_engine.cli._runtime import show
     from cep_engine.services import queries
 
-    with rt(ctx).store().reading() as session:
-        data = queries.show_project(session, key)
+    with rt(ctx).store().connect() as conn:
+        data = queries.show_project(conn, key)
     show(data, as_json, _render.project)
 
 
@@ -101,8 +101,8 @@ def role_list(ctx: typer.Context, key: Key, as_json: AsJson = False) -> None:
     from cep_engine.cli._runtime import show
     from cep_engine.services import queries
 
-    with rt(ctx).store().reading() as session:
-        rows = queries.list_roles(session, key)
+    with rt(ctx).store().connect() as conn:
+        rows = queries.list_roles(conn, key)
     show(rows, as_json, _render.roles)
 
 
@@ -151,8 +151,8 @@ def phase_show(ctx: typer.Context, key: Key, as_json: AsJson = False) -> None:
     from cep_engine.cli._runtime import show
     from cep_engine.services import queries
 
-    with rt(ctx).store().reading() as session:
-        data = queries.show_project(session, key)
+    with rt(ctx).store().connect() as conn:
+        data = queries.show_project(conn, key)
     phase = {k: data[k] for k in ("key", "phase", "held_from", "version", "triggers",
                                   "next_advance")}
     show(phase, as_json, _render.phase)

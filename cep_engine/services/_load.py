@@ -10,27 +10,20 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, literal_column, select, text, union_all
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import CompoundSelect
 
 from cep_engine.errors import InvalidInput, NotFound, PermissionDenied
 from cep_engine.roles import Role
 from cep_engine.services import _validate
+from cep_engine.services._facts import no_project
 from cep_engine.services._unit import Attempt
-from cep_engine.states import MachineTable, ReviewState
-from cep_engine.store.models import (
-    OPEN_ISSUE_SQL,
-    CustomerSignoff,
-    Issue,
-    Person,
-    Project,
-    ReadinessGuide,
-    RoleAssignment,
-)
+from cep_engine.states import MachineTable
+from cep_engine.store import tables
+from cep_engine.store.models import Person, Project, RoleAssignment
 
 _PROJECT_BY_KEY = select(Project).where(Project.key == bindparam("key"))
-_PROJECTS, _PEOPLE, _ROLES = Project.__table__, Person.__table__, RoleAssignment.__table__
+_PROJECTS, _PEOPLE, _ROLES = tables.projects, tables.people, tables.role_assignments
 _PROJECT_AND_ACTOR = (
     select(
         _PROJECTS.c.id, _PROJECTS.c.key, _PROJECTS.c.phase, _PROJECTS.c.held_from,
@@ -57,19 +50,6 @@ _ROLE_HOLDERS = (
     .join(Person, Person.id == RoleAssignment.person_id)
     .where(RoleAssignment.project_id == bindparam("project_id"))
 )
-_PROJECT_GATE_ROWS: CompoundSelect[str, str] = union_all(
-    select(literal_column("'role'"), RoleAssignment.role)
-    .where(RoleAssignment.project_id == bindparam("project_id")),
-    select(literal_column("'validated'"), ReadinessGuide.stage)
-    .where(ReadinessGuide.project_id == bindparam("project_id"),
-           ReadinessGuide.state == ReviewState.VALIDATED.value),
-    select(literal_column("'signoff'"), CustomerSignoff.signer_name)
-    .where(CustomerSignoff.project_id == bindparam("project_id")),
-    select(literal_column("'critical'"), Issue.status)
-    .where(Issue.project_id == bindparam("project_id"), Issue.priority == "critical",
-           text(f"issues.{OPEN_ISSUE_SQL}")),
-)
-
 _email = lru_cache(maxsize=1024)(_validate.email)
 """``_validate.email``, remembered: actors repeat, and the check costs ~0.1 ms (errors are
 raised every time, never cached)."""
@@ -96,7 +76,7 @@ def project(session: Session, key: str, *, share_lock: bool = False) -> Project:
     query = _PROJECT_BY_KEY.with_for_update(read=True) if share_lock else _PROJECT_BY_KEY
     found = session.scalars(query, {"key": norm}).one_or_none()
     if found is None:
-        raise _no_project(norm)
+        raise no_project(norm)
     return found
 
 
@@ -117,7 +97,7 @@ def project_and_actor(ctx: Attempt, key: str) -> tuple[ProjectState, frozenset[R
         bad_actor = None
     rows = ctx.connection.execute(_PROJECT_AND_ACTOR, {"key": norm, "email": email}).all()
     if not rows:
-        raise _no_project(norm)
+        raise no_project(norm)
     if bad_actor is not None:
         raise bad_actor
     project = ProjectState(*rows[0][:5])
@@ -127,10 +107,6 @@ def project_and_actor(ctx: Attempt, key: str) -> tuple[ProjectState, frozenset[R
     roles = frozenset(Role(r) for r in (row.role for row in rows) if r is not None)
     ctx.actor_roles = tuple(sorted(roles))
     return project, roles
-
-
-def _no_project(key: str) -> NotFound:
-    return NotFound(f"no project {key}; see `cep project list` or create it")
 
 
 def person(session: Session, email: str) -> Person:
@@ -150,18 +126,6 @@ def role_holders(session: Session, project_id: int) -> list[tuple[str, str]]:
     """Every (role, email) pair assigned on the project."""
     rows = session.execute(_ROLE_HOLDERS, {"project_id": project_id})
     return [(r, e) for r, e in rows]
-
-
-def gate_rows(db: Session | Connection, project_id: int) -> dict[str, list[str]]:
-    """In one query, what the phase gates read: ``role`` (assigned roles), ``validated``
-    (validated readiness stages), ``signoff`` (customer sign-offs, by signer) and
-    ``critical`` (open critical issues of the Issues Log, by status)."""
-    found: dict[str, list[str]] = {"role": [], "validated": [], "signoff": [], "critical": []}
-    conn = db.connection() if isinstance(db, Session) else db
-    rows = conn.execute(_PROJECT_GATE_ROWS, {"project_id": project_id})
-    for kind, value in rows:
-        found[kind].append(value)
-    return found
 
 
 def actor_on(ctx: Attempt, proj: Project | ProjectState) -> frozenset[Role]:

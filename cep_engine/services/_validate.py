@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cep_engine.errors import InvalidInput
 from cep_engine.roles import Role
+from cep_engine.states import Stage
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}-\d{1,6}$")
 MAX_NAME = 200
@@ -89,3 +90,12 @@ def aware(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise InvalidInput(f"time {now.isoformat()} has no time zone; give an offset or Z")
     return now
+
+
+def stage(value: str) -> Stage:
+    """A readiness stage name: pre_cutover, cutover or post_cutover (dashes accepted)."""
+    try:
+        return Stage(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        names = ", ".join(s.value for s in Stage)
+        raise InvalidInput(f"unknown readiness stage {value!r}; stages are: {names}") from None

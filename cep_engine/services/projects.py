@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -15,9 +15,10 @@ from cep_engine.notify import events
 from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import ROLE_ADMINS, Role
 from cep_engine.services import _load, _validate
+from cep_engine.services._facts import phase_facts
 from cep_engine.services._load import ProjectState
 from cep_engine.services._unit import Attempt, attempt
-from cep_engine.states import PHASE_MACHINE, Fired, Phase, PhaseFacts, ReviewState, Stage
+from cep_engine.states import PHASE_MACHINE, Fired, Phase, ReviewState, Stage
 from cep_engine.store import tables
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
@@ -128,18 +129,6 @@ def _person_or_new(session: Session, address: str, name: str | None, now: dateti
     person = Person(email=address, name=_validate.name(name), created_at=now)
     session.add(person)
     return person
-
-
-def phase_facts(db: Session | Connection, project: Project | ProjectState) -> PhaseFacts:
-    """Everything the phase guards read, from the current transaction."""
-    rows = _load.gate_rows(db, project.id)
-    return PhaseFacts(
-        assigned_roles=frozenset(Role(r) for r in rows["role"]),
-        validated_stages=frozenset(Stage(s) for s in rows["validated"]),
-        open_critical_issues=len(rows["critical"]),
-        customer_signoff=bool(rows["signoff"]),
-        held_from=Phase(project.held_from) if project.held_from else None,
-    )
 
 
 _PROJECTS = tables.projects

@@ -19,7 +19,6 @@ from cep_engine.states import (
     Fired,
     ReadinessFacts,
     ReviewState,
-    Stage,
 )
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
@@ -33,18 +32,9 @@ EDITABLE = {ReviewState.DRAFT, ReviewState.IN_PROGRESS, ReviewState.RETURNED}
 REOPEN_TRIGGER = {ReviewState.DRAFT: "start", ReviewState.RETURNED: "rework"}
 
 
-def stage(value: str) -> Stage:
-    """A stage name: pre_cutover, cutover or post_cutover (dashes accepted)."""
-    try:
-        return Stage(value.strip().lower().replace("-", "_"))
-    except ValueError:
-        names = ", ".join(s.value for s in Stage)
-        raise InvalidInput(f"unknown readiness stage {value!r}; stages are: {names}") from None
-
-
 def _open_guide(ctx: Attempt, key: str, stage_name: str) -> tuple[ReadinessGuide, set[Role]]:
     project = _load.project(ctx.session, key, share_lock=True)
-    the_stage = stage(stage_name)
+    the_stage = _validate.stage(stage_name)
     guide = ctx.session.scalars(
         select(ReadinessGuide).where(
             ReadinessGuide.project_id == project.id, ReadinessGuide.stage == the_stage.value

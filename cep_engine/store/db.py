@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
 
 from cep_engine.errors import CepError, ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -52,11 +55,20 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 
 class Store:
-    """The database of one cep-engine installation: an engine and its sessions."""
+    """The database of one cep-engine installation: an engine and its sessions.
+
+    The ORM is imported on the first session: read paths that run Core statements on a
+    :meth:`connect` connection start without it.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @cached_property
+    def _sessions(self) -> sessionmaker[Session]:
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -78,6 +90,11 @@ class Store:
         """An ORM session inside ``conn``'s transaction: flushing writes into it, but
         committing, rolling back and closing are left to whoever began it."""
         return self._sessions(bind=conn, join_transaction_mode="rollback_only")
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A connection for Core reads; whatever it began is rolled back when it closes
+        (``with store.connect() as conn``)."""
+        return self.engine.connect()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
