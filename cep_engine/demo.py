@@ -26,7 +26,8 @@ from cep_engine.services import (
     actions,
     issue_queries,
     issues,
-    outbox,
+    log_queries,
+    outbox_queries,
     projects,
     queries,
     readiness,
@@ -204,8 +205,8 @@ def _blocking_issue(walk: Walk) -> int:
     report = run_sweep(store, as_of=walk.now(), calendar=walk.policy.business_calendar)
     walk.say(f"ok      escalation sweep as of {walk.at:%Y-%m-%d %H:%M %Z} (a week later): "
              f"escalated {report.total} rung(s)")
-    with store.reading() as session:
-        shown = issue_queries.show_issue(session, key, issue.number)
+    with store.connect() as conn:
+        shown = issue_queries.show_issue(conn, key, issue.number)
     for rung in shown["escalations"]:
         walk.say(f"        {rung['level']}: told {', '.join(rung['to']) or 'nobody'}"
                  + (f", copied {', '.join(rung['cc'])}" if rung["cc"] else ""))
@@ -225,9 +226,9 @@ def _risk(walk: Walk) -> None:
     walk.step("PM triggers R-1: it opens an issue and an action item for the owner",
               lambda: risks.trigger_risk(store, key, risk.number, actor=PM, now=walk.now(),
                                          policy=walk.policy))
-    with store.reading() as session:
-        items = actions.list_actions(session, key)
-        opened = issue_queries.list_issues(session, key)
+    with store.connect() as conn:
+        items = log_queries.list_actions(conn, key)
+        opened = issue_queries.list_issues(conn, key)
     for row in opened[-1:]:
         walk.say(f"        issue #{row['number']} ({row['priority']}): {row['title']}")
     for item in items:
@@ -238,8 +239,8 @@ def _risk(walk: Walk) -> None:
 
 def _outbox(walk: Walk) -> None:
     """What the walk queued for email, by kind (delivered by `cep notify deliver`)."""
-    with walk.store.reading() as session:
-        rows = outbox.list_messages(session, project=walk.key, limit=10_000)
+    with walk.store.connect() as conn:
+        rows = outbox_queries.list_messages(conn, project=walk.key, limit=10_000)
     kinds = Counter(row["kind"] for row in rows)
     walk.say(f"outbox: {len(rows)} notification(s) queued in the same transactions as the "
              "changes: " + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())))

@@ -21,7 +21,7 @@ from prefect.states import Failed
 
 from cep_engine.errors import CepError
 from cep_engine.notify.deliver import DeliveryReport
-from cep_engine.services import jobs, outbox
+from cep_engine.services import jobs, outbox_queries
 from cep_engine.store.db import Store
 from workflows._support import (
     about,
@@ -88,8 +88,8 @@ def _summary(report: DeliveryReport, now: datetime) -> str:
 def _dead(store: Store, ids: list[int]) -> list[dict[str, Any]]:
     if not ids:
         return []
-    with store.reading() as session:
-        return outbox.messages_by_id(session, ids)
+    with store.connect() as conn:
+        return outbox_queries.messages_by_id(conn, ids)
 
 
 def _emit_dead(dead: list[dict[str, Any]]) -> None:

@@ -48,10 +48,10 @@ def risk_list(ctx: typer.Context, key: Key, status: Status = None,
     """The Risk Log, highest score first."""
     from cep_engine.cli import _logs_render
     from cep_engine.cli._runtime import show
-    from cep_engine.services import risks
+    from cep_engine.services import log_queries
 
-    with rt(ctx).store().reading() as session:
-        rows = risks.list_risks(session, key, status)
+    with rt(ctx).store().connect() as conn:
+        rows = log_queries.list_risks(conn, key, status)
     show(rows, as_json, _logs_render.risks)
 
 
@@ -60,10 +60,10 @@ def risk_show(ctx: typer.Context, key: Key, number: Number, as_json: AsJson = Fa
     """One risk, the issue it opened and its action items."""
     from cep_engine.cli import _logs_render
     from cep_engine.cli._runtime import show
-    from cep_engine.services import risks
+    from cep_engine.services import log_queries
 
-    with rt(ctx).store().reading() as session:
-        data = risks.show_risk(session, key, number)
+    with rt(ctx).store().connect() as conn:
+        data = log_queries.show_risk(conn, key, number)
     show(data, as_json, _logs_render.risk)
 
 
@@ -120,13 +120,13 @@ def risk_trigger(ctx: typer.Context, key: Key, number: Number, actor: Actor,
     """Fire a risk: it opens a linked issue and an action item for its owner."""
     from cep_engine.cli._logs_common import policy
     from cep_engine.cli._runtime import now
-    from cep_engine.services import risks
+    from cep_engine.services import log_queries, risks
 
     runtime = rt(ctx)
     risk = risks.trigger_risk(runtime.store(), key, number, actor=actor, now=now(),
                               policy=policy(runtime), note=note)
-    with runtime.store().reading() as session:
-        shown = risks.show_risk(session, key, risk.number)
+    with runtime.store().connect() as conn:
+        shown = log_queries.show_risk(conn, key, risk.number)
     done(f"{key.upper()}: risk R-{number} triggered; opened issue #{shown['issue']}")
 
 
@@ -179,10 +179,10 @@ def action_list(ctx: typer.Context, key: Key, status: Status = None,
     """The Action Items Log, by due date."""
     from cep_engine.cli import _logs_render
     from cep_engine.cli._runtime import show
-    from cep_engine.services import actions
+    from cep_engine.services import log_queries
 
-    with rt(ctx).store().reading() as session:
-        rows = actions.list_actions(session, key, status)
+    with rt(ctx).store().connect() as conn:
+        rows = log_queries.list_actions(conn, key, status)
     show(rows, as_json, _logs_render.actions)
 
 

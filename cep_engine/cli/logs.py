@@ -47,8 +47,8 @@ def issue_list(ctx: typer.Context, key: Key, status: Status = None,
     from cep_engine.cli._runtime import show
     from cep_engine.services import issue_queries
 
-    with rt(ctx).store().reading() as session:
-        rows = issue_queries.list_issues(session, key, status)
+    with rt(ctx).store().connect() as conn:
+        rows = issue_queries.list_issues(conn, key, status)
     show(rows, as_json, _logs_render.issues)
 
 
@@ -61,8 +61,8 @@ def issue_show(ctx: typer.Context, key: Key, number: Number, as_json: AsJson = F
 
     runtime = rt(ctx)
     calendar = _logs_common.policy(runtime).business_calendar
-    with runtime.store().reading() as session:
-        data = issue_queries.show_issue(session, key, number, calendar=calendar)
+    with runtime.store().connect() as conn:
+        data = issue_queries.show_issue(conn, key, number, calendar=calendar)
     show(data, as_json, _logs_render.issue)
 
 

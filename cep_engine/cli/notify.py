@@ -63,10 +63,10 @@ def list_(
 ) -> None:
     """Messages in the outbox, newest first."""
     from cep_engine.cli._runtime import short_time, show, table
-    from cep_engine.services import outbox
+    from cep_engine.services import outbox_queries
 
-    with rt(ctx).store().reading() as session:
-        rows = outbox.list_messages(session, status=status, project=project, limit=limit)
+    with rt(ctx).store().connect() as conn:
+        rows = outbox_queries.list_messages(conn, status=status, project=project, limit=limit)
 
     def render(data: list[dict[str, Any]]) -> None:
         table("Outbox", ["#", "status", "kind", "project", "tries", "next / sent", "error"], [
@@ -81,10 +81,10 @@ def list_(
 def show_(ctx: typer.Context, message_id: MessageId, as_json: AsJson = False) -> None:
     """One message: its recipients by role, context and delivery record."""
     from cep_engine.cli._runtime import console, show
-    from cep_engine.services import outbox
+    from cep_engine.services import outbox_queries
 
-    with rt(ctx).store().reading() as session:
-        data = outbox.show_message(session, message_id)
+    with rt(ctx).store().connect() as conn:
+        data = outbox_queries.show_message(conn, message_id)
 
     def render(row: dict[str, Any]) -> None:
         for name, value in row.items():

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Insert, insert
-from sqlalchemy.orm import Session
 
 from cep_engine.store.tables import outbox as _OUTBOX
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _INSERTS: dict[str, Insert] = {}
 
@@ -77,7 +79,7 @@ def enqueue(into: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
     """
     if not rows:
         return
-    if isinstance(into, Session):
+    if not isinstance(into, Connection):
         into.flush()
         into = into.connection()
     into.execute(_insert_skipping_duplicates(into.dialect.name), list(rows))

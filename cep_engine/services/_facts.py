@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     """Anything that runs a Core statement in a transaction: a connection or a session."""
 
 _PROJECT_ROW = select(t.projects).where(t.projects.c.key == bindparam("key"))
+_ROLE_HOLDERS = (
+    select(t.role_assignments.c.role, t.people.c.email)
+    .join(t.people, t.people.c.id == t.role_assignments.c.person_id)
+    .where(t.role_assignments.c.project_id == bindparam("project_id"))
+)
 _GATE_ROWS: CompoundSelect[str, str] = union_all(
     select(literal_column("'role'"), t.role_assignments.c.role)
     .where(t.role_assignments.c.project_id == bindparam("project_id")),
@@ -57,6 +62,11 @@ def project_row(db: Reader, key: str) -> Any:
     if row is None:
         raise no_project(norm)
     return row
+
+
+def role_holders(db: Reader, project_id: int) -> list[tuple[str, str]]:
+    """Every (role, email) pair assigned on the project."""
+    return [(role, email) for role, email in db.execute(_ROLE_HOLDERS, {"project_id": project_id})]
 
 
 def gate_rows(db: Reader, project_id: int) -> dict[str, list[str]]:

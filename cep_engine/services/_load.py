@@ -20,7 +20,7 @@ from cep_engine.services._facts import no_project
 from cep_engine.services._unit import Attempt
 from cep_engine.states import MachineTable
 from cep_engine.store import tables
-from cep_engine.store.models import Person, Project, RoleAssignment
+from cep_engine.store.models import Person, Project
 
 _PROJECT_BY_KEY = select(Project).where(Project.key == bindparam("key"))
 _PROJECTS, _PEOPLE, _ROLES = tables.projects, tables.people, tables.role_assignments
@@ -44,11 +44,6 @@ _ACTOR_ROLES = (
         _ROLES.c.person_id == _PEOPLE.c.id, _ROLES.c.project_id == bindparam("project_id"),
     )))
     .where(_PEOPLE.c.email == bindparam("email"))
-)
-_ROLE_HOLDERS = (
-    select(RoleAssignment.role, Person.email)
-    .join(Person, Person.id == RoleAssignment.person_id)
-    .where(RoleAssignment.project_id == bindparam("project_id"))
 )
 _email = lru_cache(maxsize=1024)(_validate.email)
 """``_validate.email``, remembered: actors repeat, and the check costs ~0.1 ms (errors are
@@ -120,12 +115,6 @@ def person(session: Session, email: str) -> Person:
 
 def _no_person(email: str) -> NotFound:
     return NotFound(f"no person {email}; add them with `cep person add {email} --name NAME`")
-
-
-def role_holders(session: Session, project_id: int) -> list[tuple[str, str]]:
-    """Every (role, email) pair assigned on the project."""
-    rows = session.execute(_ROLE_HOLDERS, {"project_id": project_id})
-    return [(r, e) for r, e in rows]
 
 
 def actor_on(ctx: Attempt, proj: Project | ProjectState) -> frozenset[Role]:

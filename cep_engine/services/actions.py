@@ -10,13 +10,12 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from cep_engine.errors import InvalidInput, NotFound
 from cep_engine.roles import Role
 from cep_engine.services import _load, _validate
 from cep_engine.services._unit import Attempt, attempt
-from cep_engine.states.action import ACTION_KEEPERS, ACTION_MACHINE, ActionFacts, Source
+from cep_engine.states.action import ACTION_KEEPERS, ACTION_MACHINE, ActionFacts, Source, ref
 from cep_engine.store.db import Store
 from cep_engine.store.models import ActionItem, Project
 
@@ -31,11 +30,6 @@ def source(value: str) -> Source:
         raise InvalidInput(
             f"unknown source {value!r}; use {', '.join(s.value for s in Source)}"
         ) from None
-
-
-def ref(number: int) -> str:
-    """How an action item is named: ``A-12``."""
-    return f"A-{number}"
 
 
 def add_in(
@@ -127,26 +121,3 @@ def update_action(
             item.due_date = due
         ctx.record(fired, reason="; ".join(changes))
     return item
-
-
-def list_actions(session: Session, key: str, status: str | None = None) -> list[JSON]:
-    """The project's action items by due date (undated last), then number."""
-    project = _load.project(session, key)
-    query = select(ActionItem).where(ActionItem.project_id == project.id)
-    if status:
-        query = query.where(ActionItem.status == status.strip().lower())
-    query = query.order_by(ActionItem.due_date.is_(None), ActionItem.due_date,
-                           ActionItem.number)
-    return [action_row(project.key, a) for a in session.scalars(query)]
-
-
-def action_row(key: str, a: ActionItem) -> JSON:
-    """JSON form of one action item."""
-    return {
-        "project": key, "number": a.number, "ref": ref(a.number), "title": a.title,
-        "owner": a.owner.email if a.owner else None,
-        "due_date": a.due_date.isoformat() if a.due_date else None,
-        "source": a.source, "source_ref": a.source_ref, "status": a.status,
-        "created_at": a.created_at.isoformat(),
-        "done_at": a.done_at.isoformat() if a.done_at else None,
-    }

@@ -76,11 +76,11 @@ def trigger_risks(store: Store, settings: Settings, *, as_of: datetime) -> list[
 def triggered(store: Store, names: list[str]) -> list[dict[str, Any]]:
     """The risks ``names`` (as :func:`trigger_risks` returns them) with the issue each opened
     and its action items, for reports."""
-    from cep_engine.services.risks import show_risk
+    from cep_engine.services.log_queries import show_risk
 
     out = []
-    with store.reading() as session:
+    with store.connect() as conn:
         for name in names:
             key, _, number = name.partition(" R-")
-            out.append(show_risk(session, key, int(number)))
+            out.append(show_risk(conn, key, int(number)))
     return out

@@ -15,7 +15,7 @@ from cep_engine.notify import events
 from cep_engine.notify.outbox import enqueue
 from cep_engine.roles import ROLE_ADMINS, Role
 from cep_engine.services import _load, _validate
-from cep_engine.services._facts import phase_facts
+from cep_engine.services._facts import phase_facts, role_holders
 from cep_engine.services._load import ProjectState
 from cep_engine.services._unit import Attempt, attempt
 from cep_engine.states import PHASE_MACHINE, Fired, Phase, ReviewState, Stage
@@ -106,7 +106,7 @@ def assign_role(
         project = _load.project(ctx.session, key)
         ctx.about("role", f"{project.key}/{the_role.value}", "assign_role")
         roles = _load.actor_on(ctx, project)
-        holders = _load.role_holders(ctx.session, project.id)
+        holders = role_holders(ctx.connection, project.id)
         if any(Role(r) in ROLE_ADMINS for r, _ in holders):
             _load.require(ROLE_ADMINS, roles, ctx, what="assign_role")
         if (the_role.value, address) in holders:

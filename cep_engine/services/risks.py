@@ -25,9 +25,9 @@ from cep_engine.services import _load, _validate, actions, issues
 from cep_engine.services._unit import Attempt, attempt
 from cep_engine.states import Fired, Priority
 from cep_engine.states.action import Source
-from cep_engine.states.risk import RISK_KEEPERS, RISK_MACHINE, RiskFacts, RiskStatus
+from cep_engine.states.risk import RISK_KEEPERS, RISK_MACHINE, RiskFacts, RiskStatus, ref
 from cep_engine.store.db import Store
-from cep_engine.store.models import ActionItem, Issue, Project, Risk
+from cep_engine.store.models import Project, Risk
 
 JSON = dict[str, Any]
 ENGINE_ACTOR = "cep-engine"
@@ -36,11 +36,6 @@ PRIORITY_BY_SCORE = ((20, Priority.CRITICAL), (10, Priority.HIGH), (5, Priority.
                      (0, Priority.LOW))
 """The priority of the issue a triggered risk opens: score 20-25 critical, 10-19 high,
 5-9 medium, 1-4 low."""
-
-
-def ref(number: int) -> str:
-    """How a risk is named: ``R-3``."""
-    return f"R-{number}"
 
 
 def rating(value: int, what: str) -> int:
@@ -240,53 +235,3 @@ def _on_triggered(ctx: Attempt, project: Project, risk: Risk, policy: Escalation
                  "trigger_text": risk.trigger_text, "issue_number": issue.number,
                  "actor": ctx.actor, "at": ctx.now.isoformat()},
     )])
-
-
-def list_risks(session: Session, key: str, status: str | None = None) -> list[JSON]:
-    """The project's risks, highest score first (then by number)."""
-    project = _load.project(session, key)
-    query = select(Risk).where(Risk.project_id == project.id)
-    if status:
-        query = query.where(Risk.status == status.strip().lower())
-    rows = session.scalars(query.order_by(Risk.score.desc(), Risk.number))
-    numbers = _issue_numbers(session, project.id)
-    return [risk_row(project.key, r, numbers) for r in rows]
-
-
-def _issue_numbers(session: Session, project_id: int) -> dict[int, int]:
-    linked = select(Risk.issue_id).where(Risk.project_id == project_id)
-    rows = session.execute(select(Issue.id, Issue.number).where(Issue.id.in_(linked)))
-    return {issue_id: number for issue_id, number in rows}
-
-
-def risk_row(key: str, r: Risk, issue_numbers: dict[int, int]) -> JSON:
-    """JSON form of one risk."""
-    return {
-        "project": key, "number": r.number, "ref": ref(r.number), "title": r.title,
-        "probability": r.probability, "impact": r.impact, "score": r.score,
-        "trigger": r.trigger_text,
-        "trigger_date": r.trigger_date.isoformat() if r.trigger_date else None,
-        "owner": r.owner.email if r.owner else None, "mitigation": r.mitigation,
-        "status": r.status,
-        "issue": issue_numbers.get(r.issue_id) if r.issue_id else None,
-        "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
-    }
-
-
-def show_risk(session: Session, key: str, number: int) -> JSON:
-    """One risk, with the issue it opened and its action items."""
-    project = _load.project(session, key)
-    risk = session.scalars(
-        select(Risk).where(Risk.project_id == project.id, Risk.number == number)
-    ).one_or_none()
-    if risk is None:
-        raise NotFound(f"{project.key} has no risk {ref(number)}; see `cep risk list "
-                       f"{project.key}`")
-    items = session.scalars(
-        select(ActionItem).where(ActionItem.project_id == project.id,
-                                 ActionItem.source == Source.RISK.value,
-                                 ActionItem.source_ref == ref(number))
-        .order_by(ActionItem.number))
-    return {**risk_row(project.key, risk, _issue_numbers(session, project.id)),
-            "actions": [actions.action_row(project.key, a) for a in items],
-            "triggers": list(RISK_MACHINE.available(risk.status))}

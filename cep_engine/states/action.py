@@ -12,6 +12,11 @@ from cep_engine.roles import Role
 from cep_engine.states._table import SAME, Guard, MachineTable, Transition, sources
 
 
+def ref(number: int) -> str:
+    """How an action item is named: ``A-12``."""
+    return f"A-{number}"
+
+
 class ActionStatus(StrEnum):
     """Where an action item stands."""
 

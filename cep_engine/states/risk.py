@@ -15,6 +15,11 @@ from cep_engine.roles import Role
 from cep_engine.states._table import SAME, Guard, MachineTable, Transition, sources
 
 
+def ref(number: int) -> str:
+    """How a risk is named: ``R-3``."""
+    return f"R-{number}"
+
+
 class RiskStatus(StrEnum):
     """Where a risk stands."""
 

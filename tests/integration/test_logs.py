@@ -21,6 +21,7 @@ from cep_engine.services import (
     imports,
     issue_queries,
     issues,
+    log_queries,
     readiness,
     reminders,
     risks,
@@ -166,10 +167,10 @@ def test_risks_sort_by_score_and_only_keepers_add(store: Store, project: str) ->
     with pytest.raises(InvalidInput, match="rate it from 1 to 5"):
         risks.RiskInput.checked("x", 6, 1)
     with store.reading() as s:
-        assert [r["score"] for r in risks.list_risks(s, project)] == [20, 9, 6]
+        assert [r["score"] for r in log_queries.list_risks(s, project)] == [20, 9, 6]
     risks.update_risk(store, project, 1, actor=SENIOR, now=LATER, probability=5)
     with store.reading() as s:
-        assert [r["ref"] for r in risks.list_risks(s, project)] == ["R-2", "R-1", "R-3"]
+        assert [r["ref"] for r in log_queries.list_risks(s, project)] == ["R-2", "R-1", "R-3"]
 
 
 def test_risk_trigger_opens_issue_action_and_notice_once(store: Store, project: str) -> None:
@@ -183,7 +184,7 @@ def test_risk_trigger_opens_issue_action_and_notice_once(store: Store, project: 
                                                     policy=POLICY), TransitionRefused)
     assert "not possible from triggered" in str(err)
     with store.reading() as s:
-        shown = risks.show_risk(s, project, 1)
+        shown = log_queries.show_risk(s, project, 1)
         issue = issue_queries.show_issue(s, project, shown["issue"])
         msg = s.scalars(select(OutboxMessage)).one()
     assert shown["status"] == "triggered" and shown["actions"][0]["owner"] == TEAM
@@ -365,8 +366,8 @@ def test_import_risks_and_actions(store: Store, project: str, tmp_path: Path) ->
         actor=LIAISON, now=NOW)
     assert (r.numbers, a.numbers) == ((1, 2), (1,))
     with store.reading() as s:
-        assert [x["score"] for x in risks.list_risks(s, project)] == [20, 6]
-        assert actions.list_actions(s, project)[0]["source"] == "manual"
+        assert [x["score"] for x in log_queries.list_risks(s, project)] == [20, 6]
+        assert log_queries.list_actions(s, project)[0]["source"] == "manual"
     with pytest.raises(InvalidInput, match="missing column"):
         imports.import_risks(store, project, _csv(tmp_path, "r.csv", "title\nx\n"), actor=PM,
                              now=NOW)

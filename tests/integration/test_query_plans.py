@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.sql import Executable
 
-from cep_engine.services import _load
+from cep_engine.services import _facts, _load
 from cep_engine.store.db import Store
 
 PARAMS = {"project_id": 1, "key": "SDC-001", "email": "pat.pm@cts.wa.gov",
@@ -27,7 +27,7 @@ def _plan(store: Store, stmt: Executable) -> list[str]:
         return [str(r[3]) for r in rows]
 
 
-@pytest.mark.parametrize("stmt", [_load._PROJECT_GATE_ROWS, _load._PROJECT_AND_ACTOR],
+@pytest.mark.parametrize("stmt", [_facts._GATE_ROWS, _load._PROJECT_AND_ACTOR],
                          ids=["gate rows", "project and actor"])
 def test_transition_reads_use_indexes(sqlite_template: Path, tmp_path: Path,
                                       stmt: Executable) -> None:

@@ -628,7 +628,7 @@ def test_reminders_queue_once_publish_and_emit(engine: Engine) -> None:
 def test_risk_check_triggers_once_publishes_and_emits(engine: Engine) -> None:
     from datetime import date
 
-    from cep_engine.services import risks
+    from cep_engine.services import log_queries, risks
 
     key = staff_project(engine.store, "SDC-204")
     risks.add_risk(engine.store, key, risks.RiskInput.checked(
@@ -638,7 +638,7 @@ def test_risk_check_triggers_once_publishes_and_emits(engine: Engine) -> None:
     run = _run_deployment("risk-trigger-check/cep", as_of=as_of)
     assert run.state.is_completed(), run.state
     with engine.store.reading() as session:
-        shown = risks.show_risk(session, key, 1)
+        shown = log_queries.show_risk(session, key, 1)
     assert shown["status"] == "triggered" and shown["issue"] == 1
     assert [a["ref"] for a in shown["actions"]] == ["A-1"]
     assert _artifact(run.id, "risk-triggers") == [

@@ -17,7 +17,7 @@ from cep_engine.notify.deliver import deliver
 from cep_engine.notify.mailer import FakeMailer, message_id_for
 from cep_engine.notify.outbox import Kind, enqueue, outbox_row
 from cep_engine.notify.samples import sample_context
-from cep_engine.services import outbox, projects, readiness
+from cep_engine.services import outbox, outbox_queries, projects, readiness
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
     AuditEntry,
@@ -223,7 +223,7 @@ def test_retry_makes_dead_due_and_refuses_sent(st: Store, key: str) -> None:
         outbox.retry(st, [999], actor="ops@cts.wa.gov", now=NOW)
     assert snapshot(st) == before
     with st.reading() as s:
-        listed = outbox.list_messages(s, status="sent")
-        shown = outbox.show_message(s, dead.id)
+        listed = outbox_queries.list_messages(s, status="sent")
+        shown = outbox_queries.show_message(s, dead.id)
     assert [r["id"] for r in listed] == [dead.id]
     assert shown["message_id"] and shown["to_roles"] == ["client_liaison"]
