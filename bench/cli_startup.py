@@ -1,10 +1,13 @@
 """Whole-process wall time of the CLI's read commands, beside Python's own start-up.
 
-Prepares a SQLite database (10 projects, one walked to closed with its audit trail), then
-runs each read command ``--runs`` times as a user would (``.venv/bin/cep ...``), with and
-without ``--json``, interleaved with two baselines: ``python -c pass`` and
+Prepares a SQLite database (10 projects; SDC-001 staffed, advanced once, with an issue and a
+risk), then runs each read command ``--runs`` times as a user would (``.venv/bin/cep ...``):
+``project show``, ``project list`` and ``history`` with and without ``--json``, and the other
+read commands once each, interleaved with three baselines: ``python -c pass``,
+``python -c "import sqlalchemy"`` (the Core the reads run on) and
 ``python -c "import sqlalchemy.orm"``. Reports median and p90 wall time, CPU time of the
-children, and a ``python -X importtime`` summary of what the start-up spends its time on.
+children, the ratio to the Core import, and a ``python -X importtime`` summary of what the
+start-up spends its time on.
 
     .venv/bin/python bench/cli_startup.py --runs 10
 """
@@ -26,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 GOAL_S = 0.5
+CORE = "python -c 'import sqlalchemy'"
 KEY = "SDC-001"
 PM = "pat.pm@cts.wa.gov"
 STAFF = (
@@ -35,10 +39,18 @@ STAFF = (
 )
 
 
+OTHER_READS = (
+    ["role", "list", KEY], ["phase", "show", KEY], ["checklist", "show", KEY, "cutover"],
+    ["issue", "list", KEY], ["issue", "show", KEY, "1"], ["risk", "list", KEY],
+    ["risk", "show", KEY, "1"], ["action", "list", KEY], ["outbox", "list"],
+)
+
+
 def prepare(url: str) -> None:
     """A migrated database with ten projects; SDC-001 is staffed and advanced once."""
+    from cep_engine.escalation.policy import load_policy
     from cep_engine.guides import load_guides
-    from cep_engine.services import projects
+    from cep_engine.services import issues, projects, risks
     from cep_engine.settings import REPO_CONFIG_DIR
     from cep_engine.store.db import Store
     from cep_engine.store.migrate import upgrade
@@ -57,6 +69,11 @@ def prepare(url: str) -> None:
     projects.fire_phase(store, KEY, "advance", actor=PM, now=now)
     projects.fire_phase(store, KEY, "hold", actor=PM, now=now, reason="budget review")
     projects.fire_phase(store, KEY, "resume", actor=PM, now=now)
+    policy = load_policy(REPO_CONFIG_DIR / "escalation.yaml")
+    issues.open_issue(store, KEY, "Firewall rules missing", priority_name="critical",
+                      actor=PM, now=now, policy=policy)
+    risks.add_risk(store, KEY, risks.RiskInput.checked("Rack delivery slips", 3, 4, owner=PM),
+                   actor=PM, now=now)
     store.dispose()
 
 
@@ -114,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         base = [cep, "--database-url", url]
         commands: dict[str, list[str]] = {
             "python -c pass": [sys.executable, "-c", "pass"],
+            CORE: [sys.executable, "-c", "import sqlalchemy"],
             "python -c 'import sqlalchemy.orm'": [sys.executable, "-c", "import sqlalchemy.orm"],
         }
         for name, rest in (("project show", ["project", "show", KEY]),
@@ -121,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
                            ("history", ["history", KEY])):
             commands[f"cep {name}"] = [*base, *rest]
             commands[f"cep {name} --json"] = [*base, *rest, "--json"]
+        for rest in OTHER_READS:
+            commands[f"cep {' '.join(rest)}"] = [*base, *rest]
         for argv_ in commands.values():
             timed(argv_, env)
         walls: dict[str, list[float]] = defaultdict(list)
@@ -138,9 +158,11 @@ def main(argv: list[str] | None = None) -> None:
                 "met" if statistics.median(w) <= GOAL_S else "NOT met")
             print(f"  {name:36} {statistics.median(w):7.3f} {pct(w, 90):7.3f} "
                   f"{statistics.median(cpus[name]):8.3f} {goal:>6}")
-        floor = statistics.median(walls["python -c 'import sqlalchemy.orm'"])
-        show = statistics.median(walls["cep project show"])
-        print(f"  ratio cep project show / import sqlalchemy.orm: {show / floor:.2f}")
+        floor = statistics.median(walls[CORE])
+        reads = [n for n in commands if n.startswith("cep ")]
+        slowest = max(reads, key=lambda n: statistics.median(walls[n]))
+        for name in ("cep project show", slowest):
+            print(f"  ratio {name} / {CORE}: {statistics.median(walls[name]) / floor:.2f}")
         print("\nwhat `cep project show` imports (python -X importtime, top packages):")
         module_argv = ["-m", "cep_engine.cli", "--database-url", url, "project", "show", KEY]
         for line in import_summary(module_argv, env, args.top):
