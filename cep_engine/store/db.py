@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY = "cep_read_only"
+"""Execution option of the connections :meth:`Store.connect` and :meth:`Store.reading` hand
+out: on SQLite their transactions begin deferred (see :func:`_sqlite_begin`)."""
 
 SCHEMA_REVISION = "0003"
 """The Alembic head this version of cep-engine runs on (a test keeps it equal to the head)."""
@@ -28,7 +31,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _ensure_parent(url)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -49,9 +52,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    """Take the write lock at BEGIN, so two writers queue instead of failing mid-way."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Connection) -> None:
+    """A change takes the write lock at BEGIN (``IMMEDIATE``), so two writers queue instead
+    of failing mid-way. A read begins deferred: in WAL mode it neither waits for a writer nor
+    makes one wait."""
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Store:
@@ -63,12 +71,19 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = engine.execution_options(**{READ_ONLY: True})
 
     @cached_property
     def _sessions(self) -> sessionmaker[Session]:
         from sqlalchemy.orm import sessionmaker
 
         return sessionmaker(self.engine, expire_on_commit=False)
+
+    @cached_property
+    def _read_sessions(self) -> sessionmaker[Session]:
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self._reader, expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -93,13 +108,14 @@ class Store:
 
     def connect(self) -> AbstractContextManager[Connection]:
         """A connection for Core reads; whatever it began is rolled back when it closes
-        (``with store.connect() as conn``)."""
-        return self.engine.connect()
+        (``with store.connect() as conn``). On SQLite it never holds the write lock."""
+        return self._reader.connect()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A session for reads; nothing it does is committed."""
-        with self._sessions() as session:
+        """A session for reads; nothing it does is committed. On SQLite it never holds the
+        write lock."""
+        with self._read_sessions() as session:
             yield session
 
     def require_schema(self) -> None:
@@ -107,7 +123,7 @@ class Store:
         schema revision (:data:`SCHEMA_REVISION`)."""
         where = self.engine.url.render_as_string(hide_password=True)
         try:
-            with self.engine.connect() as conn:
+            with self._reader.connect() as conn:
                 found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
         except OperationalError as exc:
             if "alembic_version" not in str(exc.orig):

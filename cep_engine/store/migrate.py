@@ -36,7 +36,7 @@ def upgrade(store: Store) -> tuple[str | None, str]:
 
 def current_revision(store: Store) -> str | None:
     """The revision the database is at, or ``None`` before the first ``cep init``."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
