@@ -117,8 +117,8 @@ class SweepReport:
     cutoffs: int = 0
     escalations: Counter[tuple[str, str]] = field(default_factory=Counter)
     escalated: list[dict[str, Any]] = field(default_factory=list)
-    """The first escalations one by one (project, issue number, from and to level), as many
-    as ``run_sweep``'s ``detail`` asks for."""
+    """The first escalations one by one (project, issue number, from and to level): at most
+    ``run_sweep``'s ``detail`` per project and level, lowest issue numbers first."""
 
     @property
     def total(self) -> int:
@@ -166,7 +166,8 @@ def run_sweep(
     """Escalate every due issue once per rung, in one transaction (rolled back if dry).
 
     The report counts escalations by project and level, and lists the first ``detail`` of
-    them one by one (for events about each issue; a bounded read however many are due).
+    each (project, level) one by one (for events naming the issues; a bounded read however
+    many are due).
     """
     report = SweepReport(as_of=as_of, dry_run=dry_run)
     with store.engine.connect() as conn:
@@ -202,8 +203,7 @@ def _apply(conn: Connection, cutoffs: list[Cutoff], as_of: datetime,
     if not postgres:
         DUE.create(conn)
     for rung in sorted({c.rung for c in cutoffs}):
-        room = max(detail - len(report.escalated), 0)
-        counts, first = _climb(conn, [c for c in cutoffs if c.rung == rung], as_of, room)
+        counts, first = _climb(conn, [c for c in cutoffs if c.rung == rung], as_of, detail)
         report.escalations.update(counts)
         report.escalated += first
     if not postgres:
@@ -214,7 +214,7 @@ def _climb(
     conn: Connection, cutoffs: list[Cutoff], as_of: datetime, room: int
 ) -> tuple[Counter[tuple[str, str]], list[dict[str, Any]]]:
     """Move the due issues of one rung one level up, with their escalation, audit and outbox
-    rows; return the count per (project key, new level) and the first ``room`` of them.
+    rows; return the count per (project key, new level) and the first ``room`` of each.
 
     PostgreSQL does it in one statement: a CTE locks the due rows ``FOR UPDATE SKIP LOCKED``
     and the UPDATE and the three INSERTs read that locked set. SQLite (one writer at a time,
@@ -252,6 +252,7 @@ def _climb(
         else:
             first.append({"project": key, "issue": number, "from_level": cutoffs[0].from_level,
                           "level": to_level, "priority": priority})
+    first.sort(key=lambda e: (e["project"], e["issue"]))
     return counts, first
 
 
@@ -320,15 +321,17 @@ def _inserts(conn: Connection, due: Any, cutoffs: list[Cutoff], as_of: datetime)
 
 
 def _tally(due: Any, room: int) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
-    """Escalations per project key in the due set (``number`` NULL), and its first ``room``
-    issues by project key and number, as rows of the same shape."""
+    """Escalations per project key in the due set (``number`` NULL), and the first ``room``
+    issues of each project by number, as rows of the same shape."""
     to_project = Project.id == due.c.project_id
     counts = (select(Project.key, func.count(), cast(null(), Integer), cast(null(), String))
               .join_from(due, Project, to_project).group_by(Project.key))
-    first = (select(Project.key, literal(1), due.c.number, due.c.priority)
-             .join_from(due, Project, to_project)
-             .order_by(Project.key, due.c.number).limit(room).subquery("first"))
-    return counts, select(first)
+    place = func.row_number().over(partition_by=due.c.project_id, order_by=due.c.number)
+    ranked = (select(Project.key, due.c.number, due.c.priority, place.label("place"))
+              .join_from(due, Project, to_project).subquery("ranked"))
+    first = (select(ranked.c.key, literal(1), ranked.c.number, ranked.c.priority)
+             .where(ranked.c.place <= room))
+    return counts, first
 
 
 def _outbox_insert(conn: Connection, rows: Select[Any]) -> Any:

@@ -278,14 +278,20 @@ def test_two_sweeps_at_once_escalate_each_issue_once(pg_store: Store) -> None:
     assert counts(pg_store) == (180, 180, 180)
 
 
-def test_detail_lists_the_first_escalations_in_order(store: Store) -> None:
-    key = staff_project(store)
-    for _ in range(3):
+def test_detail_lists_the_first_escalations_of_each_project_and_level(store: Store) -> None:
+    first, second = staff_project(store, "SDC-042"), staff_project(store, "SDC-043")
+    for key in (second, first, first, first):
         open_issue(store, key)
-    report = sweep(store, NOW + 72 * H, detail=4)
-    assert report.total == 9
-    assert [(e["issue"], e["from_level"], e["level"]) for e in report.escalated] == [
-        (1, "team", "senior_pm"), (2, "team", "senior_pm"), (3, "team", "senior_pm"),
-        (1, "senior_pm", "project_sponsor")]
-    assert {(e["project"], e["priority"]) for e in report.escalated} == {(key, "critical")}
-    assert sweep(store, NOW + 72 * H, detail=4).escalated == []
+    report = sweep(store, NOW + 72 * H, detail=2)
+    assert report.total == 12
+    listed = [(e["project"], e["issue"], e["from_level"], e["level"]) for e in report.escalated]
+    assert listed == [
+        (first, 1, "team", "senior_pm"), (first, 2, "team", "senior_pm"),
+        (second, 1, "team", "senior_pm"),
+        (first, 1, "senior_pm", "project_sponsor"), (first, 2, "senior_pm", "project_sponsor"),
+        (second, 1, "senior_pm", "project_sponsor"),
+        (first, 1, "project_sponsor", "executive_sponsor"),
+        (first, 2, "project_sponsor", "executive_sponsor"),
+        (second, 1, "project_sponsor", "executive_sponsor")]
+    assert {e["priority"] for e in report.escalated} == {"critical"}
+    assert sweep(store, NOW + 72 * H, detail=2).escalated == []
