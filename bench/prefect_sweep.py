@@ -7,16 +7,18 @@ idle past the 2-hour rung) on a temporary SQLite database (or a fresh PostgreSQL
 twice, undoing the escalations after each:
 
   * flow: ``workflows.escalation_sweep`` as a flow run in this process (run created on the
-    server, states, the sweep in a worker thread, the table artifact, up to 1,000
-    ``cep.issue.escalated`` events queued, the run renamed and tagged, its logs);
+    server, states, the sweep in a worker thread, the table artifact, one
+    ``cep.issues.escalated`` event per (project, level) queued naming up to 50 of its issues,
+    the run renamed and tagged, its logs);
   * direct: ``services.jobs.sweep`` with the same arguments the flow passes (the baseline).
 
 Rounds alternate which goes first. Reports each time, the median of each and their ratio
-(goal: flow <= 1.3 x direct). ``--event-limit`` measures what another cap on the flow's
-per-issue events would give (the flow reads the module's ``EVENT_LIMIT`` at each run). The
-events a flow run queued are sent before the next measurement (untimed; "event drain").
+(goal: flow <= 1.3 x direct). ``--issues-per-event`` measures what another cap on the issues
+an event names would give (the flow reads the module's ``ISSUES_PER_EVENT`` at each run; the
+direct sweep lists as many). The logs and events a flow run queued are sent before the next
+measurement (untimed; "event drain").
 
-    .venv/bin/python bench/prefect_sweep.py --issues 100000 --rounds 3
+    .venv/bin/python bench/prefect_sweep.py --issues 100000 --rounds 5
     .venv/bin/python bench/prefect_sweep.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -53,9 +55,9 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg-url", default="", help="sweep a fresh database on this server")
-    parser.add_argument("--event-limit", type=int, default=None,
-                        help="what-if: the flow's cap on cep.issue.escalated events per run "
-                             "(default: the flow's own, workflows.escalation_sweep.EVENT_LIMIT)")
+    parser.add_argument("--issues-per-event", type=int, default=None,
+                        help="what-if: the flow's cap on issues named per event (default: the "
+                             "flow's own, workflows.escalation_sweep.ISSUES_PER_EVENT)")
     args = parser.parse_args()
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     work = Path(tempfile.mkdtemp(prefix="cep-bench-prefect-sweep-"))
@@ -68,7 +70,7 @@ def main() -> None:
                 store = Store.from_url(f"sqlite:///{work / 'cep.db'}")
                 upgrade(store)
             try:
-                _run(store, args.issues, args.rounds, args.event_limit)
+                _run(store, args.issues, args.rounds, args.issues_per_event)
             finally:
                 store.dispose()
     finally:
@@ -77,16 +79,16 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(store: Store, issues: int, rounds: int, event_limit: int | None) -> None:
+def _run(store: Store, issues: int, rounds: int, per_event: int | None) -> None:
     import workflows.escalation_sweep as module
     from cep_engine.services import jobs
     from workflows._support import flush, prefect_clients, using_settings
     from workflows.escalation_sweep import escalation_sweep
 
-    if event_limit is not None:
-        module.EVENT_LIMIT = event_limit
-    detail = module.EVENT_LIMIT
-    print(f"cep.issue.escalated events per run: at most {detail}")
+    if per_event is not None:
+        module.ISSUES_PER_EVENT = per_event
+    detail = module.ISSUES_PER_EVENT
+    print(f"{module.EVENT}: one per (project, level), naming at most {detail} issues")
 
     t0 = time.perf_counter()
     populate(store, issues)

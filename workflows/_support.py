@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prefect import get_client
@@ -18,6 +19,7 @@ from prefect.client.schemas.objects import State
 from prefect.context import AsyncClientContext, FlowRunContext, SyncClientContext
 from prefect.events import emit_event
 from prefect.logging import get_run_logger
+from prefect.settings import PREFECT_API_SSL_CERT_FILE, PREFECT_API_TLS_INSECURE_SKIP_VERIFY
 from prefect.states import Failed
 
 from cep_engine.errors import CepError, InvalidInput
@@ -97,14 +99,64 @@ def refused(exc: CepError) -> State[Any]:
 async def prefect_clients() -> AsyncIterator[None]:
     """Share one async and one sync Prefect API client among the flow runs in this block.
 
-    Without it every flow run builds its own clients: an SSL context each (loading the CA
-    bundle, ~25 ms of CPU here, even for a plain ``http://`` API), a CSRF-token request and
-    fresh connections; Prefect also opens a sync client per read of the server's default
-    result storage. A process that runs flows in-process wraps them in this.
+    Without it every flow run builds its own clients: a CSRF-token request and fresh
+    connections each, and an SSL context each; Prefect also opens a sync client per read of
+    the server's default result storage. The clients made here reuse this process's SSL
+    context (see :func:`_tls_context`), so a block costs no CA-bundle load after the first.
+    A process that runs flows in-process wraps them in this.
     """
-    async with AsyncClientContext.get_or_create():
-        with SyncClientContext.get_or_create():
+    async with _async_clients():
+        with _sync_clients():
             yield
+
+
+@asynccontextmanager
+async def _async_clients() -> AsyncIterator[None]:
+    ctx = AsyncClientContext.get()
+    if ctx and ctx.client.loop is asyncio.get_running_loop():
+        yield
+        return
+    async with _default_like(AsyncClientContext(httpx_settings=_tls_settings())):
+        yield
+
+
+@contextmanager
+def _sync_clients() -> Iterator[None]:
+    if SyncClientContext.get():
+        yield
+        return
+    with _default_like(SyncClientContext(httpx_settings=_tls_settings())):
+        yield
+
+
+def _tls_settings() -> dict[str, Any]:
+    return {"verify": _tls_context(PREFECT_API_SSL_CERT_FILE.value() or None,
+                                   bool(PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value()))}
+
+
+@lru_cache(maxsize=4)
+def _tls_context(cafile: str | None, insecure: bool) -> ssl.SSLContext:
+    """The SSL context each Prefect client would build for itself (loading the CA bundle:
+    ~25 ms of CPU here, even for a plain ``http://`` API), built once per process."""
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    import certifi
+
+    return ssl.create_default_context(cafile=cafile or certifi.where())
+
+
+_Ctx = TypeVar("_Ctx", AsyncClientContext, SyncClientContext)
+
+
+def _default_like(ctx: _Ctx) -> _Ctx:
+    """``ctx``, marked as holding clients of default settings: its clients differ from the
+    ones Prefect makes only in reusing :func:`_tls_context`, and Prefect's own
+    ``get_client()`` calls (default settings) must find them."""
+    ctx._httpx_settings = None
+    return ctx
 
 
 def run_in_process(

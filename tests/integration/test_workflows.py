@@ -191,12 +191,20 @@ def _flow_run(run_id: Any) -> Any:
         return client.read_flow_run(run_id)
 
 
-def _events(name: str, resource_id: str, tries: int = 40) -> list[Any]:
+def _events(name: str, resource_id: str, tries: int = 40, *, related: bool = False
+            ) -> list[Any]:
+    """The events ``name`` about ``resource_id`` (as a related resource with ``related``)."""
     from prefect import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventRelatedFilter,
+        EventResourceFilter,
+    )
 
-    event_filter = EventFilter(event=EventNameFilter(name=[name]),
-                               resource=EventResourceFilter(id=[resource_id]))
+    event_filter = EventFilter(event=EventNameFilter(name=[name]), **(
+        {"related": EventRelatedFilter(id=[resource_id])} if related
+        else {"resource": EventResourceFilter(id=[resource_id])}))
 
     async def read() -> list[Any]:
         async with get_client() as client:
@@ -467,10 +475,16 @@ def test_escalation_sweep_escalates_once_publishes_and_emits(engine: Engine) -> 
     assert {"change:escalation", f"project:{key}"} <= set(stored.tags)
     rows = _artifact(run.id, "escalation-sweep")
     assert {"project": key, "level": "senior_pm", "issues": 2} in rows
-    for number in numbers:
-        [event] = _events("cep.issue.escalated", f"cep.issue.{key}.{number}")
-        assert event.payload["level"] == "senior_pm"
-        assert (f"cep.project.{key}", "project") in [(r.id, r.role) for r in event.related]
+    [event] = _events("cep.issues.escalated", f"cep.project.{key}")
+    assert event.resource["cep.level"] == "senior_pm"
+    assert {k: event.payload[k] for k in ("level", "from_level", "count", "issues")} == {
+        "level": "senior_pm", "from_level": "team", "count": 2, "issues": numbers}
+    issues = [(r.id, r.role, r["cep.priority"]) for r in event.related if r.role == "issue"]
+    assert issues == [(f"cep.issue.{key}.{n}", "issue", "critical") for n in numbers]
+    assert (f"prefect.flow-run.{run.id}", "flow-run") in [(r.id, r.role) for r in event.related]
+    for number in numbers:  # an automation can match the issue as a related resource
+        [same] = _events("cep.issues.escalated", f"cep.issue.{key}.{number}", related=True)
+        assert same.id == event.id
 
     again = _run_deployment("escalation-sweep/cep", as_of=as_of)
     assert _flow_run(again.id).name == "sweep 2026-11-02T19:00Z: 0 escalated"
