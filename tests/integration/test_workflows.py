@@ -492,6 +492,30 @@ def test_escalation_sweep_escalates_once_publishes_and_emits(engine: Engine) -> 
     assert _levels(engine.store, key) == dict.fromkeys(numbers, "senior_pm")
 
 
+def test_escalation_sweep_event_names_at_most_its_cap_of_issues(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workflows.escalation_sweep as module
+    from workflows._support import run_in_process
+
+    key = staff_project(engine.store, "SDC-202")
+    numbers = _open_issues(engine.store, key, 3)
+    monkeypatch.setattr(module, "ISSUES_PER_EVENT", 2)
+    settings = load_settings(database_url=engine.db_url)
+    out, run_id = run_in_process(module.escalation_sweep, settings,
+                                 {"as_of": (NOW + 2 * H).isoformat()})
+    assert {"project": key, "level": "senior_pm", "count": 3} in out["by_project_level"]
+    _flush()
+    [event] = _events("cep.issues.escalated", f"cep.project.{key}")
+    assert event.payload["count"] == 3 and event.payload["issues"] == numbers[:2]
+    assert [r.id for r in event.related if r.role == "issue"] == [
+        f"cep.issue.{key}.{n}" for n in numbers[:2]]
+    assert _events("cep.issues.escalated", f"cep.issue.{key}.{numbers[2]}", tries=1,
+                   related=True) == []
+    assert ("1 escalated issue(s) are counted in their cep.issues.escalated event but not "
+            "named in it (at most 2 per project and level)") in _logs(run_id)
+
+
 def test_escalation_sweep_refuses_a_time_without_zone(engine: Engine) -> None:
     from cep_engine.errors import InvalidInput
     from workflows._support import run_in_process
