@@ -434,6 +434,27 @@ def test_server_of_the_module_is_healthy(engine: Engine) -> None:
     assert healthy(engine.api)
 
 
+def test_prefect_clients_are_the_ones_prefect_uses_and_share_one_ssl_context(
+    engine: Engine,
+) -> None:
+    from prefect import get_client
+
+    from workflows._support import prefect_clients
+
+    async def clients() -> tuple[Any, Any]:
+        async with prefect_clients():
+            async_client, sync_client = get_client(), get_client(sync_client=True)
+            assert get_client() is async_client
+            assert get_client(sync_client=True) is sync_client
+            assert (await async_client.hello()).status_code == 200
+            return async_client, sync_client
+
+    first, second = asyncio.run(clients()), asyncio.run(clients())
+    assert first[0] is not second[0]
+    contexts = {id(client._client._transport._pool._ssl_context) for client in (*first, *second)}
+    assert len(contexts) == 1
+
+
 H = timedelta(hours=1)
 
 
