@@ -26,8 +26,6 @@ from workflows._support import (
     stamp,
 )
 
-FROM_LEVEL = {to: source for source, to in ESCALATE.items()}
-
 ARTIFACT = "escalation-sweep"
 EVENT = "cep.issues.escalated"
 """One event per (project, level) a run escalated issues to: the project as resource."""
@@ -42,6 +40,7 @@ PROJECT_TAGS = 20
 """At most this many ``project:<KEY>`` tags on a run."""
 LOG_LINES = 50
 """At most this many per-project log lines; the artifact has every row."""
+_FROM_LEVEL = {to: source for source, to in ESCALATE.items()}
 
 
 @flow(
@@ -108,7 +107,7 @@ def _emit_escalations(report: SweepReport) -> None:
     at = report.as_of.isoformat()
     for (key, level), count in sorted(report.escalations.items())[:EVENT_LIMIT]:
         issues = named[(key, level)]
-        payload = {"project": key, "level": level, "from_level": FROM_LEVEL[level],
+        payload = {"project": key, "level": level, "from_level": _FROM_LEVEL[level],
                    "count": count, "issues": [i["issue"] for i in issues], "as_of": at}
         about(EVENT, {**project_resource(key), "cep.level": level}, payload,
               related=[_issue_resource(i) for i in issues])
