@@ -519,7 +519,7 @@ def test_escalation_sweep_event_names_at_most_its_cap_of_issues(
     import workflows.escalation_sweep as module
     from workflows._support import run_in_process
 
-    key = staff_project(engine.store, "SDC-202")
+    key = staff_project(engine.store, "SDC-208")
     numbers = _open_issues(engine.store, key, 3)
     monkeypatch.setattr(module, "ISSUES_PER_EVENT", 2)
     settings = load_settings(database_url=engine.db_url)
