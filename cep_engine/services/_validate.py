@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from cep_engine.errors import InvalidInput
 from cep_engine.roles import Role
 from cep_engine.states import Stage
+
+E = TypeVar("E", bound=StrEnum)
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}-\d{1,6}$")
 MAX_NAME = 200
@@ -76,13 +80,21 @@ def name(value: str, what: str = "name") -> str:
     return cleaned
 
 
+def choice(kind: type[E], value: str, what: str, *, plural: str | None = None) -> E:
+    """``value`` as a member of the string enum ``kind``, case-insensitive, dashes read as
+    underscores; else :class:`InvalidInput` listing the accepted names."""
+    try:
+        return kind(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        names = ", ".join(member.value for member in kind)
+        raise InvalidInput(
+            f"unknown {what} {value!r}; {plural or what + 's'} are: {names}"
+        ) from None
+
+
 def role(value: str) -> Role:
     """A role name as the plan spells it (dashes or underscores)."""
-    try:
-        return Role(value.strip().lower().replace("-", "_"))
-    except ValueError:
-        names = ", ".join(r.value for r in Role)
-        raise InvalidInput(f"unknown role {value!r}; roles are: {names}") from None
+    return choice(Role, value, "role")
 
 
 def aware(now: datetime) -> datetime:
@@ -94,8 +106,4 @@ def aware(now: datetime) -> datetime:
 
 def stage(value: str) -> Stage:
     """A readiness stage name: pre_cutover, cutover or post_cutover (dashes accepted)."""
-    try:
-        return Stage(value.strip().lower().replace("-", "_"))
-    except ValueError:
-        names = ", ".join(s.value for s in Stage)
-        raise InvalidInput(f"unknown readiness stage {value!r}; stages are: {names}") from None
+    return choice(Stage, value, "readiness stage", plural="stages")

@@ -24,12 +24,7 @@ JSON = dict[str, Any]
 
 def source(value: str) -> Source:
     """meeting, issue, risk or manual."""
-    try:
-        return Source(value.strip().lower())
-    except ValueError:
-        raise InvalidInput(
-            f"unknown source {value!r}; use {', '.join(s.value for s in Source)}"
-        ) from None
+    return _validate.choice(Source, value, "source")
 
 
 def add_in(

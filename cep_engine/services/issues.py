@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from cep_engine.errors import InvalidInput, NotFound
+from cep_engine.errors import NotFound
 from cep_engine.escalation.policy import EscalationPolicy, snapshot_digest
 from cep_engine.roles import Role
 from cep_engine.services import _load, _validate
@@ -30,12 +30,7 @@ STATUS_TO_LADDER = {"resolve": "leave", "reopen": "rejoin", "close": "retire"}
 
 def priority(value: str) -> Priority:
     """critical, high, medium or low."""
-    try:
-        return Priority(value.strip().lower())
-    except ValueError:
-        raise InvalidInput(
-            f"unknown priority {value!r}; use {', '.join(p.value for p in Priority)}"
-        ) from None
+    return _validate.choice(Priority, value, "priority", plural="priorities")
 
 
 def policy_snapshot_id(session: Session, policy: EscalationPolicy, now: datetime) -> int:
