@@ -32,6 +32,7 @@ class NotifySettings(BaseModel):
     digest_threshold: int = Field(default=5, ge=1, le=10_000)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     lease_seconds: int = Field(default=600, ge=10, le=86_400)
+    commit_every: int = Field(default=200, ge=1, le=10_000)
     templates_dir: Path | None = None
 
     @model_validator(mode="before")

@@ -46,8 +46,6 @@ from cep_engine.store.models import AuditEntry, OutboxMessage
 
 log = logging.getLogger("cep_engine.notify")
 SYSTEM_ACTOR = "cep-engine"
-MARK_EVERY = 200
-"""Outcomes are committed in chunks of this many messages (and at the end of the run)."""
 RENDER_AHEAD = 8
 """How many messages the rendering thread may be ahead of the sending one."""
 
@@ -273,7 +271,7 @@ def _send_all(
             if job.mail is not None and job.failure is None:
                 down = _send_one(mailer, job, job.mail, down)
             done.append(job)
-            if len(done) >= MARK_EVERY:
+            if len(done) >= settings.commit_every:
                 recorder.record(_outcomes(done, now, settings, report))
                 done = []
         recorder.record(_outcomes(done, now, settings, report))

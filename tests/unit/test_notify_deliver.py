@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy import delete, select
 from cep_engine.errors import NotFound, TransitionRefused
 from cep_engine.notify.config import NotifySettings
 from cep_engine.notify.deliver import deliver
-from cep_engine.notify.mailer import FakeMailer, message_id_for
+from cep_engine.notify.mailer import FakeMailer, Mail, message_id_for
 from cep_engine.notify.outbox import Kind, enqueue, outbox_row
 from cep_engine.notify.samples import sample_context
 from cep_engine.services import outbox, outbox_queries, projects, readiness
@@ -227,3 +228,30 @@ def test_retry_makes_dead_due_and_refuses_sent(st: Store, key: str) -> None:
         shown = outbox_queries.show_message(s, dead.id)
     assert [r["id"] for r in listed] == [dead.id]
     assert shown["message_id"] and shown["to_roles"] == ["client_liaison"]
+
+
+@dataclass
+class _CrashingMailer(FakeMailer):
+    """Accepts ``crash_at`` messages, then the process is interrupted mid-send."""
+
+    crash_at: int = 0
+
+    def send(self, mail: Mail) -> list[str]:
+        if len(self.sent) == self.crash_at:
+            raise KeyboardInterrupt
+        return super().send(mail)
+
+
+@pytest.mark.parametrize("every", [1, 5])
+def test_a_crash_leaves_fewer_than_commit_every_accepted_messages_unmarked(
+    st: Store, key: str, every: int
+) -> None:
+    queue(st, key, 12)
+    mailer = _CrashingMailer(crash_at=8)
+    with pytest.raises(KeyboardInterrupt):
+        deliver(st, mailer, now=NOW,
+                settings=NotifySettings(digest_threshold=100, commit_every=every))
+    marked = [r for r in rows(st) if r.status == "sent"]
+    assert len(mailer.sent) == 8
+    assert len(marked) == 8 // every * every
+    assert {r.message_id for r in marked} <= {m["Message-ID"] for m in mailer.sent}
