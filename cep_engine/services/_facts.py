@@ -12,31 +12,32 @@ from cep_engine.errors import NotFound
 from cep_engine.roles import Role
 from cep_engine.services import _validate
 from cep_engine.states import Phase, PhaseFacts, ReviewState, Stage
-from cep_engine.store import tables as t
+from cep_engine.store import tables
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
     from sqlalchemy.orm import Session
 
     Reader = Connection | Session
     """Anything that runs a Core statement in a transaction: a connection or a session."""
 
-_PROJECT_ROW = select(t.projects).where(t.projects.c.key == bindparam("key"))
+_PROJECT_ROW = select(tables.projects).where(tables.projects.c.key == bindparam("key"))
 _ROLE_HOLDERS = (
-    select(t.role_assignments.c.role, t.people.c.email)
-    .join(t.people, t.people.c.id == t.role_assignments.c.person_id)
-    .where(t.role_assignments.c.project_id == bindparam("project_id"))
+    select(tables.role_assignments.c.role, tables.people.c.email)
+    .join(tables.people, tables.people.c.id == tables.role_assignments.c.person_id)
+    .where(tables.role_assignments.c.project_id == bindparam("project_id"))
 )
 _GATE_ROWS: CompoundSelect[str, str] = union_all(
-    select(literal_column("'role'"), t.role_assignments.c.role)
-    .where(t.role_assignments.c.project_id == bindparam("project_id")),
-    select(literal_column("'validated'"), t.readiness_guides.c.stage)
-    .where(t.readiness_guides.c.project_id == bindparam("project_id"),
-           t.readiness_guides.c.state == ReviewState.VALIDATED.value),
-    select(literal_column("'signoff'"), t.customer_signoffs.c.signer_name)
-    .where(t.customer_signoffs.c.project_id == bindparam("project_id")),
-    select(literal_column("'critical'"), t.issues.c.status)
-    .where(t.issues.c.project_id == bindparam("project_id"), t.issues.c.priority == "critical",
-           text(f"issues.{t.OPEN_ISSUE_SQL}")),
+    select(literal_column("'role'"), tables.role_assignments.c.role)
+    .where(tables.role_assignments.c.project_id == bindparam("project_id")),
+    select(literal_column("'validated'"), tables.readiness_guides.c.stage)
+    .where(tables.readiness_guides.c.project_id == bindparam("project_id"),
+           tables.readiness_guides.c.state == ReviewState.VALIDATED.value),
+    select(literal_column("'signoff'"), tables.customer_signoffs.c.signer_name)
+    .where(tables.customer_signoffs.c.project_id == bindparam("project_id")),
+    select(literal_column("'critical'"), tables.issues.c.status)
+    .where(tables.issues.c.project_id == bindparam("project_id"),
+           tables.issues.c.priority == "critical", text(f"issues.{tables.OPEN_ISSUE_SQL}")),
 )
 
 
@@ -55,7 +56,7 @@ def no_project(key: str) -> NotFound:
     return NotFound(f"no project {key}; see `cep project list` or create it")
 
 
-def project_row(db: Reader, key: str) -> Any:
+def project_row(db: Reader, key: str) -> Row[Any]:
     """The ``projects`` row with ``key`` (validated), or :class:`NotFound` with a hint."""
     norm = _validate.project_key(key)
     row = db.execute(_PROJECT_ROW, {"key": norm}).one_or_none()
