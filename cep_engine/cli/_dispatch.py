@@ -52,7 +52,7 @@ def checklist(runtime: Runtime, key: str, stage: str, action: str, *, actor: str
     ``signer``."""
     if use_flows(local):
         _prepare_prefect()
-        from cep_engine.services._validate import stage as parse_stage
+        from cep_engine.services.readiness import stage as parse_stage
         from workflows.readiness_review import readiness_review
 
         return _as_flow_run(runtime, readiness_review, project=key,

@@ -30,11 +30,13 @@ from cep_engine.store.models import (
 
 EDITABLE = {ReviewState.DRAFT, ReviewState.IN_PROGRESS, ReviewState.RETURNED}
 REOPEN_TRIGGER = {ReviewState.DRAFT: "start", ReviewState.RETURNED: "rework"}
+stage = _validate.stage
+"""A stage name (pre_cutover, cutover or post_cutover, dashes accepted) as a :class:`Stage`."""
 
 
 def _open_guide(ctx: Attempt, key: str, stage_name: str) -> tuple[ReadinessGuide, set[Role]]:
     project = _load.project(ctx.session, key, share_lock=True)
-    the_stage = _validate.stage(stage_name)
+    the_stage = stage(stage_name)
     guide = ctx.session.scalars(
         select(ReadinessGuide).where(
             ReadinessGuide.project_id == project.id, ReadinessGuide.stage == the_stage.value
