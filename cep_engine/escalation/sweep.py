@@ -230,7 +230,8 @@ def _climb(
         climbed = (update(Issue).where(Issue.id == any_(locked_ids))
                    .values(level=to_level, version=Issue.version + 1))
         writes = [climbed, *_inserts(conn, due, cutoffs, as_of)]
-        tally = union_all(*_tally(due, room)).add_cte(
+        parts = _tally(due, room)
+        tally = (union_all(*parts) if len(parts) > 1 else parts[0]).add_cte(
             *(w.cte(f"w{i}") for i, w in enumerate(writes)))
         rows = conn.execute(tally).all()
     else:
@@ -320,18 +321,20 @@ def _inserts(conn: Connection, due: Any, cutoffs: list[Cutoff], as_of: datetime)
     return [escalations, audit, _outbox_insert(conn, outbox)]
 
 
-def _tally(due: Any, room: int) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
-    """Escalations per project key in the due set (``number`` NULL), and the first ``room``
-    issues of each project by number, as rows of the same shape."""
+def _tally(due: Any, room: int) -> list[Select[*tuple[Any, ...]]]:
+    """Escalations per project key in the due set (``number`` NULL), and, if ``room``, the
+    first ``room`` issues of each project by number, as rows of the same shape."""
     to_project = Project.id == due.c.project_id
     counts = (select(Project.key, func.count(), cast(null(), Integer), cast(null(), String))
               .join_from(due, Project, to_project).group_by(Project.key))
+    if room <= 0:
+        return [counts]
     place = func.row_number().over(partition_by=due.c.project_id, order_by=due.c.number)
     ranked = (select(Project.key, due.c.number, due.c.priority, place.label("place"))
               .join_from(due, Project, to_project).subquery("ranked"))
     first = (select(ranked.c.key, literal(1), ranked.c.number, ranked.c.priority)
              .where(ranked.c.place <= room))
-    return counts, first
+    return [counts, first]
 
 
 def _outbox_insert(conn: Connection, rows: Select[Any]) -> Any:
