@@ -225,6 +225,8 @@ def _climb(
     to_level = cutoffs[0].to_level
     due_query = _select_due(cutoffs, as_of)
     if conn.dialect.name == "postgresql":
+        if not conn.execute(select(exists(due_query))).scalar():
+            return Counter(), []
         due = due_query.with_for_update(of=tables.issues, skip_locked=True).cte("due")
         locked_ids = func.array(select(due.c.issue_id).scalar_subquery())
         climbed = (update(Issue).where(Issue.id == any_(locked_ids))
