@@ -54,7 +54,6 @@ from cep_engine.states.issue import LADDER, LADDER_MACHINE
 from cep_engine.store import tables
 from cep_engine.store.db import Store
 from cep_engine.store.models import (
-    OPEN_ISSUE_SQL,
     AuditEntry,
     Escalation,
     EscalationPolicySnapshot,
@@ -189,7 +188,7 @@ def run_sweep(
 
 def _snapshots_in_use(conn: Connection) -> dict[int, Mapping[str, Any]]:
     in_use = exists().where(Issue.policy_id == EscalationPolicySnapshot.id,
-                            text(f"issues.{OPEN_ISSUE_SQL}"))
+                            text(f"issues.{tables.OPEN_ISSUE_SQL}"))
     rows = conn.execute(
         select(EscalationPolicySnapshot.id, EscalationPolicySnapshot.body).where(in_use)
     )
@@ -286,7 +285,7 @@ def _select_due(
     return (
         select(Issue.id.label("issue_id"), Issue.project_id, Issue.number, Issue.stale_since,
                Issue.cycle, Issue.policy_id, Issue.priority)
-        .where(text(f"issues.{OPEN_ISSUE_SQL}"), or_(*idle),
+        .where(text(f"issues.{tables.OPEN_ISSUE_SQL}"), or_(*idle),
                or_(Issue.snoozed_until.is_(None), Issue.snoozed_until <= as_of))
     )
 

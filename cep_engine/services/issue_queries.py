@@ -42,7 +42,7 @@ def list_issues(db: Reader, key: str, status: str | None = None) -> list[JSON]:
     query = _ISSUE_ROWS.where(_issues.c.project_id == project.id)
     if status:
         wanted = status.strip().lower()
-        statuses = ("open", "in_progress") if wanted == "active" else (wanted,)
+        statuses = tables.OPEN_ISSUE_STATUSES if wanted == "active" else (wanted,)
         query = query.where(_issues.c.status.in_(statuses))
     return [issue_row(project.key, i) for i in db.execute(query.order_by(_issues.c.number))]
 

@@ -14,9 +14,6 @@ from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, relationship
 
 from cep_engine.store import tables
-from cep_engine.store.tables import NAMING, OPEN_ISSUE_SQL, OPEN_ISSUE_STATUSES
-
-__all__ = ["NAMING", "OPEN_ISSUE_SQL", "OPEN_ISSUE_STATUSES"]
 
 
 class Base(DeclarativeBase):
